@@ -1,0 +1,94 @@
+// Package load writes Arrow record batches to a warehouse (DuckDB or
+// Parquet) and keeps the exporter's state there: runs, watermarks and the
+// window ledger. It knows nothing of HTTP or of the API's JSON.
+package load
+
+import (
+	"context"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// Sink is a warehouse. A run calls Start once, Commit any number of times and
+// Finish once, then Close. A Sink is not safe for concurrent use.
+//
+// Each Commit is atomic: either every row and every state change in it is
+// visible afterwards, or none is (a crash or an error leaves the warehouse as
+// it was before the call). Rows are merged by their table's key: a key that
+// exists is replaced by the newest version, never duplicated. Rejects are
+// appended.
+type Sink interface {
+	// Start records the run (outcome "running") and returns the state
+	// committed by earlier runs for run.Source.
+	Start(ctx context.Context, run Run) (*State, error)
+	// Commit merges c's records and applies its state changes in one
+	// transaction. It does not take ownership of the records: the caller
+	// releases them after Commit returns.
+	Commit(ctx context.Context, c *Commit) error
+	// Finish records the run's outcome and counters.
+	Finish(ctx context.Context, res RunResult) error
+	// Close releases everything the sink holds. The warehouse file is not
+	// held open between calls, so Close is cheap.
+	Close(ctx context.Context) error
+}
+
+// Run identifies one execution of the exporter.
+type Run struct {
+	ID        string
+	Source    string
+	Command   string // run, backfill, demo
+	StartedAt time.Time
+}
+
+// Commit is one atomic unit: rows for any of the tables of package sql
+// (keyed by table name; each record has exactly that table's schema) and the
+// state that covers them.
+type Commit struct {
+	RunID      string
+	Records    map[string][]arrow.RecordBatch
+	Watermarks []Watermark
+	Windows    []Window
+}
+
+// Watermark is the high-water mark of one (source, location, resource):
+// everything updated before Value is in the warehouse.
+type Watermark struct {
+	Source     string
+	LocationID string
+	Resource   string
+	Value      time.Time
+}
+
+// Window is an entry of the ledger: a half-open interval [Start, End) of
+// dateUpdated for one (source, location, resource). Status is "open" while a
+// window is being fetched (Cursor then holds the last committed page's
+// cursor as JSON) and "done" once all of it is committed.
+type Window struct {
+	Source     string
+	LocationID string
+	Resource   string
+	Start, End time.Time
+	Status     string
+	Cursor     string
+	RunID      string
+}
+
+// State is what earlier runs committed for one source.
+type State struct {
+	Watermarks []Watermark
+	Windows    []Window
+}
+
+// RunResult is what Finish records on the run's row.
+type RunResult struct {
+	RunID       string
+	EndedAt     time.Time
+	Outcome     string // ok, failed, partial
+	Error       string // never contains a secret
+	Requests    int64
+	Retries     int64
+	RateLimited int64 // 429 answers
+	Rows        map[string]int64
+	Rejects     int64
+}

@@ -1,0 +1,1 @@
+-- DDL: written by the loader (see load/).
