@@ -13,4 +13,19 @@ type Record struct {
 	ContactID  string // the parent contact for children; "" for contacts
 	Raw        json.RawMessage
 	Problem    string
+	// Mark, when set, makes this item a checkpoint, not a record.
+	Mark *Mark
+}
+
+// Mark travels in the record stream after the last record of a search page
+// and of all the children of that page's contacts: everything before it is
+// complete up to Cursor. Transform flushes its batches when it sees one and
+// passes it on, so the loader can commit rows together with the cursor that
+// covers them.
+type Mark struct {
+	LocationID string
+	Resource   string
+	Cursor     []any // searchAfter of the page's last contact; nil when the location is done
+	Contacts   int   // contacts on the page
+	Done       bool  // the location's stream is complete
 }
