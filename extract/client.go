@@ -1,0 +1,256 @@
+// Package extract reads the Contacts API: an HTTP client with auth, rate
+// governing and retries, the contacts paginator, the per-contact fan-out to
+// tasks, notes and appointments, and the stream that hands raw records to the
+// transform stage. It knows nothing of Arrow or of the warehouse.
+package extract
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/contacts-etl/contacts-etl/extract/api"
+)
+
+// Defaults of a Client.
+const (
+	DefaultMaxBody    = 64 << 20 // a 10 MB note must pass; an endless body must not
+	DefaultMaxRetries = 6
+	DefaultTimeout    = 60 * time.Second
+)
+
+// ErrBodyTooLarge is returned when a response exceeds the body cap.
+var ErrBodyTooLarge = errors.New("response body too large")
+
+// Counters are a client's request statistics; safe for concurrent use.
+type Counters struct {
+	Requests    atomic.Int64 // HTTP requests sent, retries included
+	Retries     atomic.Int64
+	RateLimited atomic.Int64 // 429 answers
+	WaitNanos   atomic.Int64 // time spent waiting on the governor and backoff
+}
+
+// Client talks to one location of the API. Its HTTP client must add the
+// Authorization header (an oauth2.Transport does). Safe for concurrent use.
+type Client struct {
+	base        *url.URL
+	location    string
+	hc          *http.Client
+	gov         Governor
+	maxBody     int64
+	maxRetries  int
+	retryBudget *atomic.Int64
+	stats       *Counters
+	sleep       func(context.Context, time.Duration) error
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithGovernor sets the rate governor shared by every request to the location.
+func WithGovernor(g Governor) Option { return func(c *Client) { c.gov = g } }
+
+// WithMaxBody caps response bodies.
+func WithMaxBody(n int64) Option { return func(c *Client) { c.maxBody = n } }
+
+// WithRetries sets the per-request retry cap and an optional per-run budget
+// shared by every client of the run (nil: unlimited).
+func WithRetries(perRequest int, runBudget *atomic.Int64) Option {
+	return func(c *Client) { c.maxRetries, c.retryBudget = perRequest, runBudget }
+}
+
+// WithCounters makes the client count into s (e.g. one Counters per location).
+func WithCounters(s *Counters) Option { return func(c *Client) { c.stats = s } }
+
+// NewClient returns a client for one location. baseURL is e.g.
+// https://services.leadconnectorhq.com; hc must authenticate requests.
+func NewClient(baseURL, locationID string, hc *http.Client, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("invalid base URL %q", baseURL)
+	}
+	c := &Client{
+		base: u, location: locationID, hc: hc,
+		gov:        NopGovernor{},
+		maxBody:    DefaultMaxBody,
+		maxRetries: DefaultMaxRetries,
+		stats:      new(Counters),
+		sleep:      sleepCtx,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// Location is the location this client reads.
+func (c *Client) Location() string { return c.location }
+
+// Stats returns the client's counters.
+func (c *Client) Stats() *Counters { return c.stats }
+
+// do sends one API call with retries and returns the body of a 2xx answer.
+// GETs and the read-only search are safe to repeat.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any) ([]byte, error) {
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return nil, fmt.Errorf("encode %s body: %w", path, err)
+		}
+	}
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	for attempt := 0; ; attempt++ {
+		b, retryAfter, err := c.once(ctx, method, u.String(), path, payload)
+		if err == nil {
+			c.gov.Success()
+			return b, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !retryable(err) || attempt >= c.maxRetries || !c.takeRetry() {
+			return nil, err
+		}
+		c.stats.Retries.Add(1)
+		wait := backoff(attempt)
+		if retryAfter > 0 {
+			wait = retryAfter
+		}
+		start := time.Now()
+		if err := c.sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+		c.stats.WaitNanos.Add(int64(time.Since(start)))
+	}
+}
+
+func (c *Client) takeRetry() bool {
+	if c.retryBudget == nil {
+		return true
+	}
+	return c.retryBudget.Add(-1) >= 0
+}
+
+// once sends one HTTP request. It returns the Retry-After wait a 429 asked for.
+func (c *Client) once(ctx context.Context, method, rawURL, path string, payload []byte) ([]byte, time.Duration, error) {
+	start := time.Now()
+	if err := c.gov.Wait(ctx); err != nil {
+		return nil, 0, err
+	}
+	c.stats.WaitNanos.Add(int64(time.Since(start)))
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Version", api.VersionContacts)
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	c.stats.Requests.Add(1)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, 0, &transportError{method: method, path: path, err: scrubURLError(err)}
+	}
+	defer resp.Body.Close()
+	c.gov.Observe(resp.StatusCode, resp.Header)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	if err != nil {
+		return nil, 0, &transportError{method: method, path: path, err: fmt.Errorf("read body: %w", err)}
+	}
+	if int64(len(b)) > c.maxBody {
+		return nil, 0, fmt.Errorf("%s %s: %w (over %d bytes)", method, path, ErrBodyTooLarge, c.maxBody)
+	}
+	if resp.StatusCode/100 == 2 {
+		return b, 0, nil
+	}
+	herr := &api.HTTPError{Method: method, Path: path, Status: resp.StatusCode}
+	var eb api.ErrorBody
+	if json.Unmarshal(b, &eb) == nil {
+		herr.Message, herr.TraceID = eb.Text(), eb.TraceID
+		if herr.Message == "" {
+			herr.Message = eb.Error
+		}
+	}
+	var ra time.Duration
+	if resp.StatusCode == http.StatusTooManyRequests {
+		c.stats.RateLimited.Add(1)
+		ra = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return nil, ra, herr
+}
+
+// transportError is a failure below HTTP: reset, timeout, truncated body.
+type transportError struct {
+	method, path string
+	err          error
+}
+
+func (e *transportError) Error() string { return fmt.Sprintf("%s %s: %v", e.method, e.path, e.err) }
+func (e *transportError) Unwrap() error { return e.err }
+
+// scrubURLError drops the URL from a *url.Error: queries may carry ids, and
+// we never want a request line in an error.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// retryable says whether an error is worth another attempt: 408, 429, 5xx,
+// and transport failures. Other 4xx are final.
+func retryable(err error) bool {
+	var he *api.HTTPError
+	if errors.As(err, &he) {
+		return he.Status == 408 || he.Status == 429 || he.Status >= 500
+	}
+	var te *transportError
+	return errors.As(err, &te)
+}
+
+// MaxRetryAfter caps a server's Retry-After.
+const MaxRetryAfter = 2 * time.Minute
+
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := time.ParseDuration(strings.TrimSpace(v) + "s"); err == nil {
+		d = secs
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	if d < 0 {
+		return 0
+	}
+	return min(d, MaxRetryAfter)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,116 @@
+package extract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/contacts-etl/contacts-etl/extract/api"
+)
+
+// DefaultConcurrency bounds the child requests in flight per location.
+const DefaultConcurrency = 8
+
+// ChildResources are the per-contact resources, in fetch order.
+var ChildResources = []string{api.ResourceTasks, api.ResourceNotes, api.ResourceAppointments}
+
+// StreamOptions says what Stream reads.
+type StreamOptions struct {
+	Query       Query
+	Concurrency int      // child requests in flight; DefaultConcurrency if 0
+	Children    []string // child resources to fetch per contact; nil: none
+	// Skip, if set, says a contact's children need not be fetched.
+	Skip func(contactID string) bool
+}
+
+// Stream pages through the location's contacts and sends, for each page, the
+// page's contacts, then the children of those contacts, then a Mark carrying
+// the page's cursor. The next search page is fetched while the children of
+// the current one are. Stream returns when the location is done (after a
+// final Mark with Done set) or at the first error; it never closes out.
+func Stream(ctx context.Context, c *Client, opt StreamOptions, out chan<- api.Record) error {
+	if opt.Concurrency <= 0 {
+		opt.Concurrency = DefaultConcurrency
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	pages := make(chan Page, 1)
+	g.Go(func() error {
+		defer close(pages)
+		return c.SearchContacts(ctx, opt.Query, func(p Page) error {
+			select {
+			case pages <- p:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	})
+	g.Go(func() error {
+		for p := range pages {
+			if err := fanOut(ctx, c, opt, p, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return send(ctx, out, api.Record{Mark: &api.Mark{LocationID: c.location, Resource: api.ResourceContacts, Done: true}})
+}
+
+func fanOut(ctx context.Context, c *Client, opt StreamOptions, p Page, out chan<- api.Record) error {
+	for _, raw := range p.Contacts {
+		if err := send(ctx, out, api.Record{Resource: api.ResourceContacts, LocationID: c.location, Raw: raw}); err != nil {
+			return err
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opt.Concurrency)
+	for _, id := range p.IDs {
+		if id == "" || (opt.Skip != nil && opt.Skip(id)) {
+			continue
+		}
+		for _, res := range opt.Children {
+			g.Go(func() error { return fetchChildren(gctx, c, id, res, out) })
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("page %d: %w", p.Number, err)
+	}
+	return send(ctx, out, api.Record{Mark: &api.Mark{
+		LocationID: c.location, Resource: api.ResourceContacts, Cursor: p.Cursor, Contacts: len(p.Contacts),
+	}})
+}
+
+func fetchChildren(ctx context.Context, c *Client, contactID, res string, out chan<- api.Record) error {
+	items, raw, problem, err := c.Children(ctx, contactID, res)
+	var he *api.HTTPError
+	if errors.As(err, &he) && he.Status == http.StatusNotFound {
+		return nil // deleted since the search: nothing to read
+	}
+	if err != nil {
+		return err
+	}
+	if problem != "" {
+		return send(ctx, out, api.Record{Resource: res, LocationID: c.location, ContactID: contactID, Raw: raw, Problem: problem})
+	}
+	for _, it := range items {
+		if err := send(ctx, out, api.Record{Resource: res, LocationID: c.location, ContactID: contactID, Raw: it}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func send(ctx context.Context, out chan<- api.Record, r api.Record) error {
+	select {
+	case out <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
