@@ -44,11 +44,42 @@ type Run struct {
 // Commit is one atomic unit: rows for any of the tables of package sql
 // (keyed by table name; each record has exactly that table's schema) and the
 // state that covers them.
+//
+// Deletes soft-delete rows by key after the records are merged: the rows
+// keep their values and get _deleted_at set. Watermarks and Windows replace
+// the entries with the same key (a Watermark by source, location and
+// resource; a Window by those and Start).
 type Commit struct {
 	RunID      string
 	Records    map[string][]arrow.RecordBatch
+	Deletes    []Delete
 	Watermarks []Watermark
 	Windows    []Window
+}
+
+// Delete marks the rows of Table (one of the data tables) whose key is
+// (Source, id) for each id in IDs as deleted at At. IDs that match no row
+// are ignored.
+type Delete struct {
+	Table  string
+	Source string
+	IDs    []string
+	At     time.Time
+}
+
+// CommitStats counts what one Commit did, per table name.
+type CommitStats struct {
+	Tables   map[string]TableStats
+	Duration time.Duration
+}
+
+// TableStats counts one table's rows in one commit. Staged rows are those
+// handed in; Written rows were inserted (new keys and newer versions of
+// existing ones); Replaced rows were older versions removed by the merge;
+// Deleted rows were soft-deleted. Staged - Written is the number of rows
+// dropped as duplicates or as older than the stored version.
+type TableStats struct {
+	Staged, Written, Replaced, Deleted int64
 }
 
 // Watermark is the high-water mark of one (source, location, resource):

@@ -1,0 +1,87 @@
+package load
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Defaults of the sinks' options.
+const (
+	DefaultLockTimeout  = 2 * time.Minute
+	DefaultRowGroupRows = 128 * 1024
+	DefaultIngest       = IngestArrow
+)
+
+// Ingest is how the DuckDB sink moves a commit's Arrow records into its
+// staging tables before the merge.
+type Ingest int
+
+const (
+	// IngestArrow registers the records as a DuckDB Arrow view (no copy)
+	// and materialises it with CREATE TEMP TABLE AS.
+	IngestArrow Ingest = iota
+	// IngestAppender appends the rows one by one through DuckDB's Appender.
+	IngestAppender
+	// IngestParquet writes the records to a temporary Parquet file (zstd)
+	// and reads it with read_parquet.
+	IngestParquet
+)
+
+func (i Ingest) String() string {
+	switch i {
+	case IngestArrow:
+		return "arrow"
+	case IngestAppender:
+		return "appender"
+	case IngestParquet:
+		return "parquet"
+	}
+	return fmt.Sprintf("Ingest(%d)", int(i))
+}
+
+// Option configures a sink. Options that do not apply to a sink are ignored.
+type Option func(*config)
+
+type config struct {
+	lockTimeout  time.Duration
+	ingest       Ingest
+	tempDir      string
+	mem          memory.Allocator
+	rowGroupRows int64
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		lockTimeout:  DefaultLockTimeout,
+		ingest:       DefaultIngest,
+		tempDir:      os.TempDir(),
+		mem:          memory.DefaultAllocator,
+		rowGroupRows: DefaultRowGroupRows,
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// WithLockTimeout bounds how long the DuckDB sink waits for another process
+// to release the warehouse file before it fails with ErrLocked.
+func WithLockTimeout(d time.Duration) Option { return func(c *config) { c.lockTimeout = d } }
+
+// WithIngest chooses the DuckDB sink's staging path (default DefaultIngest).
+func WithIngest(i Ingest) Option { return func(c *config) { c.ingest = i } }
+
+// WithTempDir sets where the DuckDB sink writes staging Parquet files
+// (IngestParquet only; default os.TempDir()).
+func WithTempDir(dir string) Option { return func(c *config) { c.tempDir = dir } }
+
+// WithAllocator sets the Arrow allocator used for records the sinks build
+// themselves (reading state, Parquet writing).
+func WithAllocator(mem memory.Allocator) Option { return func(c *config) { c.mem = mem } }
+
+// WithRowGroupRows bounds the rows per Parquet row group (default
+// DefaultRowGroupRows).
+func WithRowGroupRows(n int64) Option { return func(c *config) { c.rowGroupRows = n } }
