@@ -1,0 +1,186 @@
+package sim
+
+import (
+	"flag"
+	"time"
+)
+
+// Defaults of Config, applied by New to zero fields.
+const (
+	DefaultClientID      = "sim-client"
+	DefaultClientSecret  = "sim-secret"
+	DefaultCompanyID     = "comp-0001"
+	DefaultAccessTTL     = 24 * time.Hour
+	DefaultRateInterval  = 10 * time.Second
+	DefaultSlowDelay     = 2 * time.Second
+	DefaultBurstLen      = 5
+	DefaultMaxFaultsKey  = 3
+	unlimitedRateHeader  = 1_000_000
+	unlimitedDailyHeader = 200_000
+)
+
+// defaultEpoch is the end of the generated history when Config.Epoch is
+// zero: data is the same from run to run whatever the wall clock says.
+var defaultEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Config describes the simulated world and its misbehaviour. The zero value
+// is a valid, well-behaved server with no contacts and one location.
+type Config struct {
+	Seed      int64
+	Contacts  int // total, spread round-robin over the locations
+	Locations int // default 1
+	// Now is the server's clock (default time.Now). Token expiry, rate
+	// windows and the dateUpdated of mutations read it.
+	Now func() time.Time
+	// Epoch is the end of the generated history: every generated timestamp
+	// lies in the three years before it. Default 2025-01-01T00:00:00Z, or
+	// the day of Now() at New when that is earlier.
+	Epoch time.Time
+
+	AccessTTL    time.Duration // default 24h; use >= 1s (expires_in is whole seconds)
+	ClientID     string        // default "sim-client"
+	ClientSecret string        // default "sim-secret"
+	CompanyID    string        // default "comp-0001"; owns every location
+	// StaticTokens are Private Integration Tokens ("pit-..."): bearer
+	// tokens that never expire and never refresh.
+	StaticTokens map[string]StaticToken
+
+	RateLimit  RateLimit
+	RetryAfter bool // send Retry-After (seconds) on 429
+	// SearchOmitsDND drops dndSettings from search results (seen in the
+	// real API); GET /contacts/{id} always has them.
+	SearchOmitsDND bool
+
+	Faults Faults
+	Bad    BadData
+}
+
+// StaticToken is what a Private Integration Token grants.
+type StaticToken struct {
+	LocationID string
+	Scopes     []string
+}
+
+// RateLimit is a fixed window per location (the location of the token).
+type RateLimit struct {
+	Max      int           // requests per Interval; 0 = unlimited (headers say 1000000)
+	Interval time.Duration // default 10s
+	Daily    int           // requests per UTC day; 0 = unlimited (headers say 200000)
+}
+
+// Faults are injected on API endpoints (and on /oauth/token when Token is
+// set). Each decision is a hash of Seed, the request (method, path, query,
+// body) and how many times that same request was seen, so a run is
+// reproducible whatever the interleaving of concurrent requests. A faulted
+// request changes nothing: retrying it gives the same answer.
+type Faults struct {
+	Rate5xx      float64       // 500/502/503 with a JSON or an HTML body
+	RateReset    float64       // connection closed with no response (TCP RST)
+	RateTruncate float64       // full Content-Length declared, half the body sent
+	RateSlow     float64       // sleep SlowDelay before answering
+	SlowDelay    time.Duration // default 2s
+	Burst429     float64       // probability that a request starts a burst of 429s
+	BurstLen     int           // 429s in a burst, this request included; default 5
+	// MaxPerRequest caps the faults one request key can suffer; the attempt
+	// after that is served cleanly. Default 3, so a client allowing 4
+	// attempts always gets through (bursts started by others aside).
+	MaxPerRequest int
+	Token         bool // also inject into POST /oauth/token
+}
+
+// BadData injects records that an exporter must reject (or, for HugeNote,
+// must carry). All off by default. Which records are spoilt is
+// deterministic from Seed; each affected contact carries one problem only.
+// ExpectedRejects lists them.
+type BadData struct {
+	WrongTypes         int  // contact "firstName":123 and "tags":"x", or task "completed":"yes"
+	InvalidUTF8        int  // raw invalid bytes in a contact's firstName or a note's body
+	HugeNote           bool // one extra note with a 10 MB body (valid data)
+	MalformedChildList int  // the /notes or /tasks body of N contacts is not valid JSON
+	MissingID          int  // a contact, note or event without "id"
+	// SearchStuckAtPage K (>= 2): in cursor mode, page K repeats page K-1,
+	// so the cursor never advances.
+	SearchStuckAtPage int
+	// ListRepeatAtPage K (>= 2): the deprecated list's page K returns the
+	// request's cursor as its meta.startAfter/startAfterId.
+	ListRepeatAtPage int
+}
+
+// RegisterFlags registers the simulator's flags on fs, writing into c. Call
+// it before fs.Parse; the flag defaults are c's current values. The client
+// secret has no flag (secrets never come from flags).
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.Contacts, "contacts", c.Contacts, "number of contacts, spread over the locations")
+	fs.IntVar(&c.Locations, "locations", max(c.Locations, 1), "number of locations")
+	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of the generated data and of fault injection")
+	fs.DurationVar(&c.AccessTTL, "access-ttl", orDur(c.AccessTTL, DefaultAccessTTL), "lifetime of access tokens")
+	fs.StringVar(&c.ClientID, "client-id", orStr(c.ClientID, DefaultClientID), "OAuth client id")
+	fs.IntVar(&c.RateLimit.Max, "rate-max", c.RateLimit.Max, "requests per interval per location (0 = unlimited)")
+	fs.DurationVar(&c.RateLimit.Interval, "rate-interval", orDur(c.RateLimit.Interval, DefaultRateInterval), "rate limit interval")
+	fs.IntVar(&c.RateLimit.Daily, "rate-daily", c.RateLimit.Daily, "requests per day per location (0 = unlimited)")
+	fs.BoolVar(&c.RetryAfter, "retry-after", c.RetryAfter, "send Retry-After on 429")
+	fs.BoolVar(&c.SearchOmitsDND, "search-omits-dnd", c.SearchOmitsDND, "omit dndSettings from search results")
+	fs.Float64Var(&c.Faults.Rate5xx, "fault-5xx", c.Faults.Rate5xx, "probability of a 5xx answer")
+	fs.Float64Var(&c.Faults.RateReset, "fault-reset", c.Faults.RateReset, "probability of a connection reset")
+	fs.Float64Var(&c.Faults.RateTruncate, "fault-truncate", c.Faults.RateTruncate, "probability of a truncated body")
+	fs.Float64Var(&c.Faults.RateSlow, "fault-slow", c.Faults.RateSlow, "probability of a slow answer")
+	fs.DurationVar(&c.Faults.SlowDelay, "fault-slow-delay", orDur(c.Faults.SlowDelay, DefaultSlowDelay), "delay of a slow answer")
+	fs.Float64Var(&c.Faults.Burst429, "fault-429", c.Faults.Burst429, "probability that a request starts a burst of 429s")
+	fs.IntVar(&c.Faults.BurstLen, "fault-429-len", orInt(c.Faults.BurstLen, DefaultBurstLen), "429s per burst")
+	fs.IntVar(&c.Faults.MaxPerRequest, "fault-max-per-request", orInt(c.Faults.MaxPerRequest, DefaultMaxFaultsKey), "faults one request can suffer before it is served")
+	fs.BoolVar(&c.Faults.Token, "fault-token", c.Faults.Token, "inject faults into POST /oauth/token too")
+	fs.IntVar(&c.Bad.WrongTypes, "bad-wrong-types", c.Bad.WrongTypes, "records with wrongly typed fields")
+	fs.IntVar(&c.Bad.InvalidUTF8, "bad-utf8", c.Bad.InvalidUTF8, "records with invalid UTF-8")
+	fs.BoolVar(&c.Bad.HugeNote, "bad-huge-note", c.Bad.HugeNote, "add one 10 MB note")
+	fs.IntVar(&c.Bad.MalformedChildList, "bad-malformed-children", c.Bad.MalformedChildList, "child lists that are not valid JSON")
+	fs.IntVar(&c.Bad.MissingID, "bad-missing-id", c.Bad.MissingID, "records without id")
+	fs.IntVar(&c.Bad.SearchStuckAtPage, "bad-search-stuck-page", c.Bad.SearchStuckAtPage, "search cursor stops advancing at this page (0 = never)")
+	fs.IntVar(&c.Bad.ListRepeatAtPage, "bad-list-repeat-page", c.Bad.ListRepeatAtPage, "deprecated list repeats its cursor at this page (0 = never)")
+}
+
+func (c *Config) applyDefaults() {
+	if c.Locations <= 0 {
+		c.Locations = 1
+	}
+	if c.Contacts < 0 {
+		c.Contacts = 0
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Epoch.IsZero() {
+		c.Epoch = defaultEpoch
+		if now := c.Now(); now.Before(c.Epoch) {
+			c.Epoch = now.UTC().Truncate(24 * time.Hour)
+		}
+	}
+	c.AccessTTL = orDur(c.AccessTTL, DefaultAccessTTL)
+	c.ClientID = orStr(c.ClientID, DefaultClientID)
+	c.ClientSecret = orStr(c.ClientSecret, DefaultClientSecret)
+	c.CompanyID = orStr(c.CompanyID, DefaultCompanyID)
+	c.RateLimit.Interval = orDur(c.RateLimit.Interval, DefaultRateInterval)
+	c.Faults.SlowDelay = orDur(c.Faults.SlowDelay, DefaultSlowDelay)
+	c.Faults.BurstLen = orInt(c.Faults.BurstLen, DefaultBurstLen)
+	c.Faults.MaxPerRequest = orInt(c.Faults.MaxPerRequest, DefaultMaxFaultsKey)
+}
+
+func orDur(v, d time.Duration) time.Duration {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
+
+func orStr(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+func orInt(v, d int) int {
+	if v <= 0 {
+		return d
+	}
+	return v
+}
