@@ -1,0 +1,127 @@
+package load
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	duckdb "github.com/marcboeker/go-duckdb"
+
+	whsql "github.com/contacts-etl/contacts-etl/sql"
+)
+
+type column struct {
+	name, typ string
+	nullable  bool
+}
+
+func (c column) String() string {
+	n := "NOT NULL"
+	if c.nullable {
+		n = "NULL"
+	}
+	return fmt.Sprintf("%s %s %s", c.name, c.typ, n)
+}
+
+func describe(t *testing.T, c *sql.Conn, table string) []column {
+	t.Helper()
+	rows, err := c.QueryContext(context.Background(), `SELECT column_name, data_type, is_nullable = 'YES'
+		FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position`, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var cols []column
+	for rows.Next() {
+		var col column
+		if err := rows.Scan(&col.name, &col.typ, &col.nullable); err != nil {
+			t.Fatal(err)
+		}
+		cols = append(cols, col)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return cols
+}
+
+func memConn(t *testing.T) *sql.Conn {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestDDLMatchesArrowSchemas is the DDL check: every table of sql/schema.sql
+// has exactly the columns of its Arrow schema, in order, with the DuckDB
+// type DuckDB itself gives that Arrow type and NOT NULL where the field is
+// not nullable.
+func TestDDLMatchesArrowSchemas(t *testing.T) {
+	ctx := context.Background()
+	c := memConn(t)
+	for _, name := range append(whsql.DDL, whsql.Views) {
+		ddl, err := whsql.Read(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ExecContext(ctx, ddl); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	for _, tbl := range append(whsql.Data, whsql.Rejects) {
+		t.Run(tbl.Name, func(t *testing.T) {
+			var want []column
+			for _, f := range tbl.Schema.Fields() {
+				typ, ok := whsql.DuckDBType(f.Type)
+				if !ok {
+					t.Fatalf("%s: no DuckDB type for %s", f.Name, f.Type)
+				}
+				want = append(want, column{f.Name, typ, f.Nullable})
+			}
+			got := describe(t, c, tbl.Name)
+			if g, w := fmt.Sprint(got), fmt.Sprint(want); g != w {
+				t.Errorf("DDL of %s differs from its Arrow schema:\n got %s\nwant %s", tbl.Name, g, w)
+			}
+			// DuckDB's own reading of the Arrow types must agree with DuckDBType.
+			b := array.NewRecordBuilder(mem, tbl.Schema)
+			rec := b.NewRecordBatch()
+			b.Release()
+			defer rec.Release()
+			stg := "arrow_" + tbl.Name
+			if err := stageArrow(ctx, c, tbl, []arrow.RecordBatch{rec}, stg); err != nil {
+				t.Fatal(err)
+			}
+			fromArrow := describe(t, c, stg)
+			for i := range fromArrow {
+				if fromArrow[i].typ != want[i].typ {
+					t.Errorf("%s.%s: DuckDB reads Arrow %s as %s, DuckDBType says %s", tbl.Name, want[i].name,
+						tbl.Schema.Field(i).Type, fromArrow[i].typ, want[i].typ)
+				}
+			}
+		})
+	}
+	for _, view := range []string{"contacts_live", "contact_tags", "tasks_open", "contact_activity", "runs_latest"} {
+		if _, err := c.ExecContext(ctx, "SELECT * FROM "+view+" LIMIT 0"); err != nil {
+			t.Errorf("view %s: %v", view, err)
+		}
+	}
+	_ = strings.TrimSpace
+	_ = driver.ErrBadConn
+	_ = duckdb.Driver{}
+}

@@ -1,0 +1,446 @@
+package load
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	duckdb "github.com/marcboeker/go-duckdb"
+
+	whsql "github.com/contacts-etl/contacts-etl/sql"
+)
+
+// ErrSchemaNewer reports a warehouse written by a newer version of the
+// exporter (its schema_version is above sql.SchemaVersion).
+var ErrSchemaNewer = errors.New("warehouse schema is newer than this exporter")
+
+// DuckDB is a Sink that writes to one DuckDB database file.
+//
+// The file is open only inside Start, Commit, Finish and SetDeleted, and is
+// closed (checkpointed) before they return, so another process (an
+// analyst's DuckDB) can open it between calls. If another process holds the
+// file, those calls retry with backoff for the lock timeout and then fail
+// with ErrLocked. Within one process, sinks on the same file take turns.
+//
+// A DuckDB is not safe for concurrent use.
+type DuckDB struct {
+	path     string
+	cfg      config
+	migrated bool
+	last     CommitStats
+
+	// hook, when set by a test, runs after each table is merged inside the
+	// commit's transaction; an error aborts the commit.
+	hook func(table string) error
+}
+
+var _ Sink = (*DuckDB)(nil)
+
+// NewDuckDB returns a sink for the DuckDB file at path, created with the
+// warehouse schema on first use. It does not open the file.
+func NewDuckDB(path string, opts ...Option) (*DuckDB, error) {
+	p, err := absPath(path)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(filepath.Dir(p)); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("warehouse directory %s does not exist", filepath.Dir(p))
+	}
+	return &DuckDB{path: p, cfg: newConfig(opts)}, nil
+}
+
+// Path is the absolute path of the warehouse file.
+func (d *DuckDB) Path() string { return d.path }
+
+// LastCommit returns the counters of the latest successful Commit.
+func (d *DuckDB) LastCommit() CommitStats { return d.last }
+
+// Start implements Sink.
+func (d *DuckDB) Start(ctx context.Context, run Run) (*State, error) {
+	if run.ID == "" || run.Source == "" {
+		return nil, errors.New("start run: ID and Source are required")
+	}
+	if run.StartedAt.IsZero() {
+		run.StartedAt = time.Now()
+	}
+	var st *State
+	err := d.session(ctx, func(c *sql.Conn) error {
+		return inTx(ctx, c, func() error {
+			if err := exec(ctx, c, `INSERT INTO runs (run_id, source, command, started_at, outcome)
+				VALUES (?, ?, ?, ?, 'running')`, run.ID, run.Source, run.Command, run.StartedAt.UTC()); err != nil {
+				return fmt.Errorf("insert run: %w", err)
+			}
+			var err error
+			st, err = readState(ctx, c, run.Source)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start run %s: %w", run.ID, err)
+	}
+	return st, nil
+}
+
+// Finish implements Sink.
+func (d *DuckDB) Finish(ctx context.Context, res RunResult) error {
+	if res.EndedAt.IsZero() {
+		res.EndedAt = time.Now()
+	}
+	rows, err := json.Marshal(res.Rows)
+	if err != nil {
+		return fmt.Errorf("finish run %s: %w", res.RunID, err)
+	}
+	err = d.session(ctx, func(c *sql.Conn) error {
+		return inTx(ctx, c, func() error {
+			var started time.Time
+			if err := c.QueryRowContext(ctx, `SELECT started_at FROM runs WHERE run_id = ?`, res.RunID).Scan(&started); err != nil {
+				if errors.Is(err, sql.ErrNoRows) {
+					return errors.New("no such run (Start was not called)")
+				}
+				return err
+			}
+			return exec(ctx, c, `UPDATE runs SET ended_at = ?, outcome = ?, error = ?, requests = ?, retries = ?,
+				rate_limited = ?, rows = ?::JSON, rejects = ?, duration_ms = ? WHERE run_id = ?`,
+				res.EndedAt.UTC(), res.Outcome, nullString(res.Error), res.Requests, res.Retries,
+				res.RateLimited, string(rows), res.Rejects, res.EndedAt.Sub(started).Milliseconds(), res.RunID)
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("finish run %s: %w", res.RunID, err)
+	}
+	return nil
+}
+
+// Close implements Sink. The file is not held between calls, so there is
+// nothing to release.
+func (d *DuckDB) Close(context.Context) error { return nil }
+
+// Commit implements Sink: in one transaction it stages each table's
+// records, merges them by key (newest _extracted_at wins; a row older than
+// the stored one is dropped), appends rejects, applies c.Deletes and
+// replaces the given watermarks and windows.
+func (d *DuckDB) Commit(ctx context.Context, c *Commit) error {
+	if err := validate(c); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	began := time.Now()
+	stats := CommitStats{Tables: map[string]TableStats{}}
+	err := d.session(ctx, func(conn *sql.Conn) error {
+		return inTx(ctx, conn, func() error {
+			for _, t := range append(whsql.Data[:len(whsql.Data):len(whsql.Data)], whsql.Rejects) {
+				recs := c.Records[t.Name]
+				if rowCount(recs) == 0 {
+					continue
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				ts, err := d.load(ctx, conn, t, recs)
+				if err != nil {
+					return fmt.Errorf("%s: %w", t.Name, err)
+				}
+				stats.Tables[t.Name] = ts
+				if d.hook != nil {
+					if err := d.hook(t.Name); err != nil {
+						return err
+					}
+				}
+			}
+			for _, del := range c.Deletes {
+				n, err := softDelete(ctx, conn, del)
+				if err != nil {
+					return fmt.Errorf("delete from %s: %w", del.Table, err)
+				}
+				ts := stats.Tables[del.Table]
+				ts.Deleted += n
+				stats.Tables[del.Table] = ts
+			}
+			return writeState(ctx, conn, c.Watermarks, c.Windows)
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("commit run %s to %s: %w", c.RunID, d.path, err)
+	}
+	stats.Duration = time.Since(began)
+	d.last = stats
+	return nil
+}
+
+// SetDeleted soft-deletes rows of table (a data table) by key in a commit of
+// its own; see Commit.Deletes.
+func (d *DuckDB) SetDeleted(ctx context.Context, table, source string, ids []string, at time.Time) error {
+	return d.Commit(ctx, &Commit{Deletes: []Delete{{Table: table, Source: source, IDs: ids, At: at}}})
+}
+
+// session opens the file (waiting for other holders), migrates it, runs fn
+// on one connection and closes the file again.
+func (d *DuckDB) session(ctx context.Context, fn func(*sql.Conn) error) (err error) {
+	release, err := acquireFile(ctx, d.path)
+	if err != nil {
+		return err
+	}
+	defer release()
+	var connector *duckdb.Connector
+	err = retryLocked(ctx, d.path, d.cfg.lockTimeout, func() error {
+		var err error
+		connector, err = duckdb.NewConnector(d.path, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	db := sql.OpenDB(connector) // closing db closes the connector, which closes the file
+	defer func() {
+		if cerr := db.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", d.path, cerr)
+		}
+	}()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", d.path, err)
+	}
+	defer conn.Close()
+	if err := d.migrate(ctx, conn); err != nil {
+		return fmt.Errorf("migrate %s: %w", d.path, err)
+	}
+	return fn(conn)
+}
+
+// migrate creates the tables if needed, checks the schema version and, on
+// this sink's first session, (re)creates the views.
+func (d *DuckDB) migrate(ctx context.Context, c *sql.Conn) error {
+	return inTx(ctx, c, func() error {
+		for _, name := range whsql.DDL {
+			ddl, err := whsql.Read(name)
+			if err != nil {
+				return err
+			}
+			if err := exec(ctx, c, ddl); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		var v int
+		if err := c.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&v); err != nil {
+			return fmt.Errorf("read schema_version: %w", err)
+		}
+		if v > whsql.SchemaVersion {
+			return fmt.Errorf("%w: version %d, this exporter knows %d", ErrSchemaNewer, v, whsql.SchemaVersion)
+		}
+		if v < whsql.SchemaVersion {
+			// Future migrations from v to SchemaVersion go here, step by step.
+			if err := exec(ctx, c, `INSERT INTO schema_version VALUES (?, ?)`, whsql.SchemaVersion, time.Now().UTC()); err != nil {
+				return fmt.Errorf("record schema_version: %w", err)
+			}
+		}
+		if d.migrated && v == whsql.SchemaVersion {
+			return nil
+		}
+		views, err := whsql.Read(whsql.Views)
+		if err != nil {
+			return err
+		}
+		if err := exec(ctx, c, views); err != nil {
+			return fmt.Errorf("%s: %w", whsql.Views, err)
+		}
+		d.migrated = true
+		return nil
+	})
+}
+
+// load stages recs of t and merges them into t (appends, for rejects).
+func (d *DuckDB) load(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord) (TableStats, error) {
+	stg := "stg_" + t.Name
+	var ts TableStats
+	var err error
+	switch d.cfg.ingest {
+	case IngestArrow:
+		err = stageArrow(ctx, c, t, recs, stg)
+	case IngestAppender:
+		err = stageAppender(ctx, c, t, recs, stg)
+	case IngestParquet:
+		err = stageParquet(ctx, c, t, recs, stg, d.cfg)
+	default:
+		err = fmt.Errorf("unknown ingest %v", d.cfg.ingest)
+	}
+	if err != nil {
+		return ts, fmt.Errorf("stage (%s): %w", d.cfg.ingest, err)
+	}
+	ts.Staged = rowCount(recs)
+	cols := quoteList(t.Columns())
+	if len(t.Key) == 0 {
+		n, err := execN(ctx, c, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s`, t.Name, cols, cols, stg))
+		if err != nil {
+			return ts, fmt.Errorf("append: %w", err)
+		}
+		ts.Written = n
+	} else {
+		match := keyMatch(t.Key, t.Name, "s")
+		ts.Replaced, err = execN(ctx, c, fmt.Sprintf(`DELETE FROM %s USING %s s WHERE %s AND %s.%s <= s.%s`,
+			t.Name, stg, match, t.Name, quote(t.Version), quote(t.Version)))
+		if err != nil {
+			return ts, fmt.Errorf("merge delete: %w", err)
+		}
+		ts.Written, err = execN(ctx, c, fmt.Sprintf(`INSERT INTO %[1]s (%[2]s)
+			SELECT %[2]s FROM (
+				SELECT %[2]s FROM %[3]s
+				QUALIFY row_number() OVER (PARTITION BY %[4]s ORDER BY %[5]s DESC, rowid DESC) = 1
+			) s
+			WHERE NOT EXISTS (SELECT 1 FROM %[1]s WHERE %[6]s)`,
+			t.Name, cols, stg, quoteList(t.Key), quote(t.Version), keyMatch(t.Key, t.Name, "s")))
+		if err != nil {
+			return ts, fmt.Errorf("merge insert: %w", err)
+		}
+	}
+	if err := exec(ctx, c, `DROP TABLE `+stg); err != nil {
+		return ts, fmt.Errorf("drop staging: %w", err)
+	}
+	return ts, nil
+}
+
+func softDelete(ctx context.Context, c *sql.Conn, del Delete) (int64, error) {
+	if len(del.IDs) == 0 {
+		return 0, nil
+	}
+	t, _ := whsql.ByName(del.Table)
+	ids, err := json.Marshal(del.IDs)
+	if err != nil {
+		return 0, err
+	}
+	idCol := t.Key[len(t.Key)-1]
+	return execN(ctx, c, fmt.Sprintf(`UPDATE %s SET %s = ? WHERE %s = ? AND %s IN (SELECT unnest(from_json(?::JSON, '["VARCHAR"]')))`,
+		t.Name, quote(whsql.ColDeletedAt), quote(whsql.ColSource), quote(idCol)),
+		del.At.UTC(), del.Source, string(ids))
+}
+
+func writeState(ctx context.Context, c *sql.Conn, wms []Watermark, wins []Window) error {
+	now := time.Now().UTC()
+	for _, w := range wms {
+		if err := exec(ctx, c, `DELETE FROM watermarks WHERE source = ? AND location_id = ? AND resource = ?`,
+			w.Source, w.LocationID, w.Resource); err != nil {
+			return fmt.Errorf("watermark: %w", err)
+		}
+		if err := exec(ctx, c, `INSERT INTO watermarks VALUES (?, ?, ?, ?, ?)`,
+			w.Source, w.LocationID, w.Resource, w.Value.UTC(), now); err != nil {
+			return fmt.Errorf("watermark: %w", err)
+		}
+	}
+	for _, w := range wins {
+		if err := exec(ctx, c, `DELETE FROM windows WHERE source = ? AND location_id = ? AND resource = ? AND window_start = ?`,
+			w.Source, w.LocationID, w.Resource, w.Start.UTC()); err != nil {
+			return fmt.Errorf("window: %w", err)
+		}
+		if err := exec(ctx, c, `INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			w.Source, w.LocationID, w.Resource, w.Start.UTC(), w.End.UTC(), w.Status, nullString(w.Cursor), w.RunID, now); err != nil {
+			return fmt.Errorf("window %s/%s/%s %s: %w", w.Source, w.LocationID, w.Resource, w.Start.UTC().Format(time.RFC3339), err)
+		}
+	}
+	return nil
+}
+
+func readState(ctx context.Context, c *sql.Conn, source string) (*State, error) {
+	st := &State{}
+	rows, err := c.QueryContext(ctx, `SELECT source, location_id, resource, value FROM watermarks
+		WHERE source = ? ORDER BY location_id, resource`, source)
+	if err != nil {
+		return nil, fmt.Errorf("read watermarks: %w", err)
+	}
+	for rows.Next() {
+		var w Watermark
+		if err := rows.Scan(&w.Source, &w.LocationID, &w.Resource, &w.Value); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read watermarks: %w", err)
+		}
+		w.Value = w.Value.UTC()
+		st.Watermarks = append(st.Watermarks, w)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("read watermarks: %w", err)
+	}
+	rows, err = c.QueryContext(ctx, `SELECT source, location_id, resource, window_start, window_end, status,
+		coalesce(cursor, ''), run_id FROM windows WHERE source = ? ORDER BY location_id, resource, window_start`, source)
+	if err != nil {
+		return nil, fmt.Errorf("read windows: %w", err)
+	}
+	for rows.Next() {
+		var w Window
+		if err := rows.Scan(&w.Source, &w.LocationID, &w.Resource, &w.Start, &w.End, &w.Status, &w.Cursor, &w.RunID); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read windows: %w", err)
+		}
+		w.Start, w.End = w.Start.UTC(), w.End.UTC()
+		st.Windows = append(st.Windows, w)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("read windows: %w", err)
+	}
+	return st, nil
+}
+
+// inTx runs fn between BEGIN and COMMIT on c, rolling back if fn fails.
+// Every statement inside must have its error checked: after a failed
+// statement DuckDB aborts the transaction, and COMMIT would not say so.
+func inTx(ctx context.Context, c *sql.Conn, fn func() error) error {
+	if err := exec(ctx, c, `BEGIN TRANSACTION`); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(); err != nil {
+		if rerr := exec(context.WithoutCancel(ctx), c, `ROLLBACK`); rerr != nil {
+			return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+		}
+		return err
+	}
+	if err := exec(ctx, c, `COMMIT`); err != nil {
+		_ = exec(context.WithoutCancel(ctx), c, `ROLLBACK`)
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func exec(ctx context.Context, c *sql.Conn, q string, args ...any) error {
+	_, err := c.ExecContext(ctx, q, args...)
+	return err
+}
+
+func execN(ctx context.Context, c *sql.Conn, q string, args ...any) (int64, error) {
+	res, err := c.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// quote makes an identifier safe to splice into SQL.
+func quote(id string) string { return `"` + strings.ReplaceAll(id, `"`, `""`) + `"` }
+
+func quoteList(ids []string) string {
+	q := make([]string, len(ids))
+	for i, id := range ids {
+		q[i] = quote(id)
+	}
+	return strings.Join(q, ", ")
+}
+
+// keyMatch is "a.k1 = b.k1 AND a.k2 = b.k2".
+func keyMatch(key []string, a, b string) string {
+	m := make([]string, len(key))
+	for i, k := range key {
+		m[i] = fmt.Sprintf("%s.%s = %s.%s", a, quote(k), b, quote(k))
+	}
+	return strings.Join(m, " AND ")
+}
+
+// sqlString quotes a string literal (for file paths, which cannot be bound).
+func sqlString(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
