@@ -35,29 +35,37 @@ func Stream(ctx context.Context, c *Client, opt StreamOptions, out chan<- api.Re
 	if opt.Concurrency <= 0 {
 		opt.Concurrency = DefaultConcurrency
 	}
-	g, ctx := errgroup.WithContext(ctx)
+	// The search runs ahead by a page. When it fails, the pages it already
+	// delivered are still fanned out: they are good data.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	pages := make(chan Page, 1)
-	g.Go(func() error {
+	var searchErr error
+	go func() {
 		defer close(pages)
-		return c.SearchContacts(ctx, opt.Query, func(p Page) error {
+		searchErr = c.SearchContacts(sctx, opt.Query, func(p Page) error {
 			select {
 			case pages <- p:
 				return nil
-			case <-ctx.Done():
-				return ctx.Err()
+			case <-sctx.Done():
+				return sctx.Err()
 			}
 		})
-	})
-	g.Go(func() error {
-		for p := range pages {
-			if err := fanOut(ctx, c, opt, p, out); err != nil {
-				return err
-			}
+	}()
+	var fanErr error
+	for p := range pages {
+		if fanErr != nil {
+			continue // drain until the search sees the cancel
 		}
-		return nil
-	})
-	if err := g.Wait(); err != nil {
-		return err
+		if fanErr = fanOut(ctx, c, opt, p, out); fanErr != nil {
+			cancel()
+		}
+	}
+	if fanErr != nil {
+		return fanErr
+	}
+	if searchErr != nil {
+		return searchErr
 	}
 	return send(ctx, out, api.Record{Mark: &api.Mark{LocationID: c.location, Resource: api.ResourceContacts, Done: true}})
 }

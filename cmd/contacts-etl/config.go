@@ -1,0 +1,161 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/contacts-etl/contacts-etl/extract"
+)
+
+// Config is everything a run needs, from the config file, then flags, then
+// the environment (secrets only ever come from the environment or files).
+type Config struct {
+	Source    string   `yaml:"source"`
+	BaseURL   string   `yaml:"base_url"`
+	Locations []string `yaml:"locations"`
+	Auth      Auth     `yaml:"auth"`
+	Warehouse struct {
+		Type string `yaml:"type"` // duckdb | parquet
+		Path string `yaml:"path"`
+	} `yaml:"warehouse"`
+	Concurrency     int           `yaml:"concurrency"`          // child requests in flight per location
+	LocationWorkers int           `yaml:"location_concurrency"` // locations read at once
+	PageLimit       int           `yaml:"page_limit"`
+	BatchRows       int           `yaml:"batch_rows"`
+	CommitRows      int           `yaml:"commit_rows"`
+	NaiveTimeZone   string        `yaml:"naive_time_zone"`
+	RateMax         int           `yaml:"rate_max"`
+	RateInterval    time.Duration `yaml:"rate_interval"`
+	Children        []string      `yaml:"children"`
+	LogLevel        string        `yaml:"log_level"`
+}
+
+// Auth says how requests are authorised. Secrets are read from the named
+// environment variables or files, never from the config file itself.
+type Auth struct {
+	Type            string `yaml:"type"` // oauth | static
+	ClientID        string `yaml:"client_id"`
+	ClientSecretEnv string `yaml:"client_secret_env"`
+	TokenFile       string `yaml:"token_file"`        // oauth: where the token pair lives
+	RefreshTokenEnv string `yaml:"refresh_token_env"` // oauth: bootstrap refresh token
+	StaticTokenEnv  string `yaml:"static_token_env"`  // static: Private Integration token
+	StaticTokenFile string `yaml:"static_token_file"`
+}
+
+func defaultConfig() Config {
+	var c Config
+	c.Source = "highlevel"
+	c.BaseURL = "https://services.leadconnectorhq.com"
+	c.Auth.Type = "static"
+	c.Auth.ClientSecretEnv = "CONTACTS_ETL_CLIENT_SECRET"
+	c.Auth.RefreshTokenEnv = "CONTACTS_ETL_REFRESH_TOKEN"
+	c.Auth.StaticTokenEnv = "CONTACTS_ETL_TOKEN"
+	c.Warehouse.Type = "duckdb"
+	c.Warehouse.Path = "warehouse.duckdb"
+	c.Concurrency = extract.DefaultConcurrency
+	c.LocationWorkers = 4
+	c.PageLimit = extract.DefaultPageLimit
+	c.BatchRows = 10_000
+	c.CommitRows = 100_000
+	c.NaiveTimeZone = "UTC"
+	c.RateMax = extract.DefaultRateMax
+	c.RateInterval = extract.DefaultRateInterval
+	c.Children = append([]string(nil), extract.ChildResources...)
+	c.LogLevel = "info"
+	return c
+}
+
+// loadConfigFile reads a YAML config over c. Unknown keys are an error, so
+// a typo is not silently ignored.
+func loadConfigFile(path string, c *Config) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// listFlag is a comma-separated list flag.
+type listFlag struct{ p *[]string }
+
+func (l listFlag) String() string {
+	if l.p == nil {
+		return ""
+	}
+	return strings.Join(*l.p, ",")
+}
+func (l listFlag) Set(s string) error {
+	*l.p = nil
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l.p = append(*l.p, v)
+		}
+	}
+	return nil
+}
+
+// registerRunFlags binds the flags shared by run and demo to c. Flags set on
+// the command line win over the config file: parse the file first.
+func registerRunFlags(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.Source, "source", c.Source, "source name stored in every row's _source column and in the state")
+	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "API base URL")
+	fs.Var(listFlag{&c.Locations}, "locations", "comma-separated location ids to export")
+	fs.StringVar(&c.Warehouse.Type, "warehouse-type", c.Warehouse.Type, "warehouse kind: duckdb or parquet")
+	fs.StringVar(&c.Warehouse.Path, "warehouse", c.Warehouse.Path, "DuckDB file (duckdb) or output directory (parquet)")
+	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "child requests (tasks, notes, appointments) in flight per location")
+	fs.IntVar(&c.LocationWorkers, "location-concurrency", c.LocationWorkers, "locations exported at once")
+	fs.IntVar(&c.PageLimit, "page-limit", c.PageLimit, "contacts per search page (max 500)")
+	fs.IntVar(&c.BatchRows, "batch-rows", c.BatchRows, "rows per Arrow record batch")
+	fs.IntVar(&c.CommitRows, "commit-rows", c.CommitRows, "rows per warehouse commit (commits happen on page boundaries)")
+	fs.StringVar(&c.NaiveTimeZone, "naive-time-zone", c.NaiveTimeZone, "IANA zone for appointment times sent without a zone")
+	fs.IntVar(&c.RateMax, "rate-max", c.RateMax, "requests allowed per rate interval per location (the API's X-RateLimit-Max steers it)")
+	fs.DurationVar(&c.RateInterval, "rate-interval", c.RateInterval, "rate limit interval")
+	fs.Var(listFlag{&c.Children}, "children", "child resources to fetch per contact: tasks,notes,appointments (empty for none)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Source == "" {
+		errs = append(errs, errors.New("source must not be empty"))
+	}
+	if len(c.Locations) == 0 {
+		errs = append(errs, errors.New("no locations: set locations in the config or --locations"))
+	}
+	if c.Warehouse.Type != "duckdb" && c.Warehouse.Type != "parquet" {
+		errs = append(errs, fmt.Errorf("warehouse type %q: want duckdb or parquet", c.Warehouse.Type))
+	}
+	if c.Warehouse.Path == "" {
+		errs = append(errs, errors.New("warehouse path must not be empty"))
+	}
+	if c.PageLimit < 1 || c.PageLimit > extract.MaxPageLimit {
+		errs = append(errs, fmt.Errorf("page limit %d: want 1..%d", c.PageLimit, extract.MaxPageLimit))
+	}
+	if c.Concurrency < 1 || c.LocationWorkers < 1 {
+		errs = append(errs, errors.New("concurrency values must be at least 1"))
+	}
+	for _, r := range c.Children {
+		switch r {
+		case "tasks", "notes", "appointments":
+		default:
+			errs = append(errs, fmt.Errorf("unknown child resource %q", r))
+		}
+	}
+	if _, err := time.LoadLocation(c.NaiveTimeZone); err != nil {
+		errs = append(errs, fmt.Errorf("naive time zone: %w", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	dsql "database/sql"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	_ "github.com/marcboeker/go-duckdb" // the analyst query of the demo
+	"golang.org/x/oauth2"
+
+	"github.com/contacts-etl/contacts-etl/extract/api"
+	"github.com/contacts-etl/contacts-etl/extract/sim"
+)
+
+// demoQuery is the analyst query the demo prints: the most used tags, with
+// how many of their contacts have open tasks.
+const demoQuery = `
+SELECT tag, count(DISTINCT c.contact_id) AS contacts,
+       count(DISTINCT t.contact_id) AS with_open_tasks
+FROM (SELECT contact_id, _source, unnest(tags) AS tag FROM contacts WHERE _deleted_at IS NULL) c
+LEFT JOIN tasks t ON t._source = c._source AND t.contact_id = c.contact_id AND NOT t.completed
+GROUP BY tag ORDER BY contacts DESC, tag LIMIT 5`
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	simCfg := sim.Config{Contacts: 3000, Locations: 2, Seed: 1}
+	cfg, err := parseRunFlags("demo", args, stderr, func(fs *flag.FlagSet) {
+		fs.IntVar(&simCfg.Contacts, "contacts", simCfg.Contacts, "contacts the simulator generates (spread over its locations)")
+		fs.IntVar(&simCfg.Locations, "sim-locations", simCfg.Locations, "locations the simulator serves")
+		fs.Int64Var(&simCfg.Seed, "seed", simCfg.Seed, "seed of the simulated data")
+	})
+	if err == flag.ErrHelp {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	srv := sim.New(simCfg)
+	base, err := srv.Start("127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("start simulator: %w", err)
+	}
+	defer srv.Close()
+	cfg.BaseURL = base
+	if len(cfg.Locations) == 0 {
+		cfg.Locations = srv.Locations()
+	}
+	if err := cfg.validate(); err != nil {
+		return usageError{err}
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	fmt.Fprintf(stdout, "simulator  %s: %d contacts in %d locations (seed %d)\n", base, simCfg.Contacts, simCfg.Locations, simCfg.Seed)
+
+	sources, err := simTokenSources(ctx, srv, base, cfg.Locations)
+	if err != nil {
+		return err
+	}
+	res, err := export(ctx, cfg, "demo", sources, log)
+	printSummary(stdout, cfg, res)
+	if err != nil {
+		return err
+	}
+	return printQuery(ctx, stdout, cfg.Warehouse.Path, demoQuery)
+}
+
+// simTokenSources logs in to each location through the simulator's OAuth
+// endpoint (authorization code grant) and returns refreshing token sources.
+func simTokenSources(ctx context.Context, srv *sim.Server, base string, locations []string) (map[string]oauth2.TokenSource, error) {
+	conf := &oauth2.Config{
+		ClientID:     sim.DefaultClientID,
+		ClientSecret: sim.DefaultClientSecret,
+		Endpoint:     oauth2.Endpoint{TokenURL: base + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams},
+		Scopes:       []string{api.ScopeContactsRO},
+	}
+	out := map[string]oauth2.TokenSource{}
+	for _, loc := range locations {
+		code := srv.AuthorizeCode(loc, api.ScopeContactsRO)
+		tok, err := conf.Exchange(ctx, code, oauth2.SetAuthURLParam("user_type", "Location"))
+		if err != nil {
+			return nil, fmt.Errorf("log in to location %s: %w", loc, err)
+		}
+		out[loc] = conf.TokenSource(context.WithoutCancel(ctx), tok)
+	}
+	return out, nil
+}
+
+// printQuery opens the warehouse read-only, as an analyst would, and prints
+// a query's result as a table.
+func printQuery(ctx context.Context, w io.Writer, path, query string) error {
+	db, err := dsql.Open("duckdb", path+"?access_mode=read_only")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return fmt.Errorf("analyst query: %w", err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	fmt.Fprintf(w, "\nanalyst query:%s\n\n", strings.ReplaceAll(query, "\n", "\n  "))
+	for _, c := range cols {
+		fmt.Fprintf(w, "%-18s", c)
+	}
+	fmt.Fprintln(w)
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		for _, v := range vals {
+			fmt.Fprintf(w, "%-18v", v)
+		}
+		fmt.Fprintln(w)
+	}
+	return rows.Err()
+}
+
+func cmdSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg sim.Config
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8089", "address to listen on (keep it on loopback)")
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse(args); err == flag.ErrHelp {
+		return nil
+	} else if err != nil {
+		return usageError{err}
+	}
+	srv := sim.New(cfg)
+	base, err := srv.Start(*addr)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	fmt.Fprintf(stdout, "simulator listening on %s\nlocations: %s\nclient id: %s\n", base, strings.Join(srv.Locations(), ","), sim.DefaultClientID)
+	for _, loc := range srv.Locations() {
+		fmt.Fprintf(stdout, "authorization code for %s: %s\n", loc, srv.AuthorizeCode(loc, api.ScopeContactsRO))
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// openDB opens a warehouse file read-only, as an analyst's process would.
+func openDB(path string) (*dsql.DB, error) {
+	return dsql.Open("duckdb", path+"?access_mode=read_only")
+}

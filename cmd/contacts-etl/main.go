@@ -1,0 +1,87 @@
+// Command contacts-etl exports a CRM's contacts, tasks, notes and
+// appointments from the Contacts API into DuckDB or Parquet.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitPartial = 3 // stopped early (e.g. quota); what was fetched is committed
+	exitLocked  = 4 // another run holds the warehouse
+)
+
+// usageError marks a bad command line or config: exit 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{
+	"run":      {"export contacts and their children into the warehouse", cmdRun},
+	"demo":     {"start the built-in simulator and export from it into ./warehouse.duckdb", cmdDemo},
+	"simulate": {"serve the Contacts API simulator on a loopback address", cmdSimulate},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "contacts-etl: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+	err := c.run(ctx, args[1:], stdout, stderr)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "contacts-etl %s: %v\n", args[0], err)
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	}
+	return exitFailed
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: contacts-etl <command> [flags]   (contacts-etl <command> --help for its flags)")
+	fmt.Fprintln(w, "\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+}

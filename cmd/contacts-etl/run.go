@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/contacts-etl/contacts-etl/extract"
+	"github.com/contacts-etl/contacts-etl/load"
+	"github.com/contacts-etl/contacts-etl/transform"
+)
+
+// parseRunFlags reads --config first (so flags override the file), then
+// every other flag, into a validated Config.
+func parseRunFlags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
+	cfg := defaultConfig()
+	for i, a := range args {
+		v, ok := strings.CutPrefix(strings.TrimLeft(a, "-"), "config")
+		if !ok || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		path := strings.TrimPrefix(v, "=")
+		if path == "" && i+1 < len(args) {
+			path = args[i+1]
+		}
+		if err := loadConfigFile(path, &cfg); err != nil {
+			return cfg, usageError{err}
+		}
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.String("config", "", "YAML config file (flags given on the command line override it)")
+	registerRunFlags(fs, &cfg)
+	if extra != nil {
+		extra(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: contacts-etl %s [flags]\n\n", name)
+		fmt.Fprintln(stderr, "Secrets come from the environment, never from flags:")
+		fmt.Fprintln(stderr, "  CONTACTS_ETL_TOKEN          a Private Integration token or access token (auth type static)")
+		fmt.Fprintln(stderr, "  CONTACTS_ETL_CLIENT_SECRET  the OAuth client secret (auth type oauth)")
+		fmt.Fprintln(stderr, "\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return cfg, flag.ErrHelp
+		}
+		return cfg, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return cfg, usageError{fmt.Errorf("unexpected arguments: %v", fs.Args())}
+	}
+	return cfg, nil
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseRunFlags("run", args, stderr, nil)
+	if err == flag.ErrHelp {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return usageError{err}
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	sources, err := tokenSources(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	res, err := export(ctx, cfg, "run", sources, log)
+	printSummary(stdout, cfg, res)
+	return err
+}
+
+// tokenSources returns a token source per configured location.
+func tokenSources(ctx context.Context, cfg Config) (map[string]oauth2.TokenSource, error) {
+	switch cfg.Auth.Type {
+	case "static":
+		tok, err := secret(cfg.Auth.StaticTokenEnv, cfg.Auth.StaticTokenFile)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("static token: %w", err)}
+		}
+		out := map[string]oauth2.TokenSource{}
+		for _, l := range cfg.Locations {
+			out[l] = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok, TokenType: "Bearer"})
+		}
+		return out, nil
+	}
+	return nil, usageError{fmt.Errorf("auth type %q is not supported (want static)", cfg.Auth.Type)}
+}
+
+// secret reads a secret from an environment variable or, failing that, a file.
+func secret(env, file string) (string, error) {
+	if v := strings.TrimSpace(os.Getenv(env)); env != "" && v != "" {
+		return v, nil
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read secret file: %w", err)
+		}
+		if v := strings.TrimSpace(string(b)); v != "" {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("not set: give it in $%s or a file", env)
+}
+
+// export runs one job over the configured locations.
+func export(ctx context.Context, cfg Config, command string, sources map[string]oauth2.TokenSource, log *slog.Logger) (result, error) {
+	zone, _ := time.LoadLocation(cfg.NaiveTimeZone)
+	base := newTransport(cfg.Concurrency * cfg.LocationWorkers)
+	j := &job{
+		run:        load.Run{ID: newRunID(), Source: cfg.Source, Command: command, StartedAt: time.Now().UTC()},
+		workers:    cfg.LocationWorkers,
+		commitRows: cfg.CommitRows,
+		log:        log,
+		stream: extract.StreamOptions{
+			Query:       extract.Query{PageLimit: cfg.PageLimit},
+			Concurrency: cfg.Concurrency,
+			Children:    cfg.Children,
+		},
+	}
+	j.transform = transform.Config{Source: cfg.Source, RunID: j.run.ID, ExtractedAt: j.run.StartedAt, BatchRows: cfg.BatchRows, NaiveZone: zone}
+	for _, loc := range cfg.Locations {
+		hc := &http.Client{Transport: &oauth2.Transport{Source: sources[loc], Base: base}, Timeout: extract.DefaultTimeout}
+		c, err := extract.NewClient(cfg.BaseURL, loc, hc, extract.WithGovernor(extract.NewRateGovernor(cfg.RateMax, cfg.RateInterval)))
+		if err != nil {
+			return result{}, usageError{err}
+		}
+		j.clients = append(j.clients, c)
+	}
+	sink, err := newSink(cfg)
+	if err != nil {
+		return result{}, err
+	}
+	defer sink.Close(context.WithoutCancel(ctx))
+	j.sink = sink
+	log.Info("run started", "run_id", j.run.ID, "locations", len(cfg.Locations), "warehouse", cfg.Warehouse.Path)
+	res, err := j.execute(ctx)
+	log.Info("run finished", "run_id", j.run.ID, "requests", res.Requests, "duration", res.Duration.Round(time.Millisecond), "ok", err == nil)
+	return res, err
+}
+
+func newSink(cfg Config) (load.Sink, error) {
+	switch cfg.Warehouse.Type {
+	case "duckdb":
+		return load.NewDuckDB(cfg.Warehouse.Path)
+	}
+	return nil, usageError{fmt.Errorf("warehouse type %q not supported", cfg.Warehouse.Type)}
+}
+
+func newTransport(conns int) *http.Transport {
+	return &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        conns + 16,
+		MaxIdleConnsPerHost: conns + 16,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
+}
+
+func newRunID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func printSummary(w io.Writer, cfg Config, res result) {
+	fmt.Fprintf(w, "warehouse  %s (%s)\n", cfg.Warehouse.Path, cfg.Warehouse.Type)
+	for _, t := range []string{"contacts", "tasks", "notes", "appointments", "rejects"} {
+		fmt.Fprintf(w, "  %-13s %9d rows\n", t, res.Rows[t])
+	}
+	secs := res.Duration.Seconds()
+	var total int64
+	for _, v := range res.Rows {
+		total += v
+	}
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(total) / secs
+	}
+	fmt.Fprintf(w, "requests   %d (retries %d, 429s %d)\n", res.Requests, res.Retries, res.Limited)
+	fmt.Fprintf(w, "commits    %d\n", res.Commits)
+	fmt.Fprintf(w, "duration   %s (%.0f records/s)\n", res.Duration.Round(time.Millisecond), rate)
+}

@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	dsql "database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/contacts-etl/contacts-etl/extract/api"
+	"github.com/contacts-etl/contacts-etl/extract/sim"
+	"github.com/contacts-etl/contacts-etl/transform"
+)
+
+// This file compares a warehouse with the simulator's ground truth, row by
+// row and field by field. The expected values are written out here from the
+// API's records, independently of the transform code, except for time
+// parsing (transform.ParseTime has its own tests).
+
+type row = map[string]any
+
+var jsonCols = map[string]bool{"dnd_settings": true, "custom_fields": true, "attribution_source": true}
+
+func s(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
+}
+
+func list(v []string) any {
+	if v == nil {
+		return nil
+	}
+	return append([]string{}, v...)
+}
+
+func tsv(t *testing.T, v string, zone *time.Location) any {
+	tm, err := transform.ParseTime(v, zone)
+	if err != nil {
+		t.Fatalf("truth has unparseable time %q", v)
+	}
+	if tm.IsZero() {
+		return nil
+	}
+	return tm.Truncate(time.Microsecond)
+}
+
+func jsonv(v any) any {
+	b, _ := json.Marshal(v)
+	if string(b) == "null" || string(b) == "{}" || string(b) == "[]" {
+		return nil
+	}
+	return b
+}
+
+func expectContact(t *testing.T, c api.Contact) row {
+	name := c.Name
+	if name == "" {
+		name = c.ContactName
+	}
+	var dob any
+	if c.DateOfBirth != "" {
+		d, _ := time.Parse("2006-01-02", c.DateOfBirth[:10])
+		dob = d
+	}
+	var custom, dnd, attr any
+	if len(c.CustomFields) > 0 {
+		custom = jsonv(c.CustomFields)
+	}
+	if len(c.DNDSettings) > 0 {
+		dnd = jsonv(c.DNDSettings)
+	}
+	if len(c.AttributionSource) > 0 {
+		attr = []byte(c.AttributionSource)
+	}
+	return row{
+		"contact_id": c.ID, "location_id": s(c.LocationID), "first_name": s(c.FirstName), "last_name": s(c.LastName),
+		"name": s(name), "email": s(strings.ToLower(strings.TrimSpace(c.Email))), "phone": s(strings.TrimSpace(c.Phone)),
+		"company_name": s(c.CompanyName), "tags": list(c.Tags), "lead_source": s(c.Source), "type": s(c.Type),
+		"assigned_to": s(c.AssignedTo), "address1": s(c.Address1), "city": s(c.City), "state": s(c.State),
+		"postal_code": s(c.PostalCode), "country": s(c.Country), "website": s(c.Website), "timezone": s(c.Timezone),
+		"dnd": c.DND, "dnd_settings": dnd, "date_of_birth": dob,
+		"created_at": tsv(t, c.DateAdded, time.UTC), "updated_at": tsv(t, c.DateUpdated, time.UTC),
+		"last_activity": tsv(t, c.LastActivity, time.UTC), "custom_fields": custom, "attribution_source": attr,
+		"additional_emails": list(c.AdditionalEmails), "additional_phones": list(c.AdditionalPhones), "followers": list(c.Followers),
+	}
+}
+
+func expectTask(t *testing.T, k api.Task, contactID string) row {
+	return row{
+		"task_id": k.ID, "contact_id": s(firstNonEmptyStr(k.ContactID, contactID)), "title": s(k.Title), "body": s(k.Body),
+		"assigned_to": s(k.AssignedTo), "due_date": tsv(t, k.DueDate, time.UTC), "completed": k.Completed,
+	}
+}
+
+func expectNote(t *testing.T, n api.Note, contactID string) row {
+	return row{
+		"note_id": n.ID, "contact_id": s(firstNonEmptyStr(n.ContactID, contactID)), "content": s(n.Body), "user_id": s(n.UserID),
+		"title": s(n.Title), "color": s(n.Color), "pinned": n.Pinned, "created_at": tsv(t, n.DateAdded, time.UTC),
+	}
+}
+
+func expectEvent(t *testing.T, e api.Event, contactID string) row {
+	return row{
+		"appointment_id": e.ID, "contact_id": s(firstNonEmptyStr(e.ContactID, contactID)), "calendar_id": s(e.CalendarID),
+		"title": s(e.Title), "status": s(e.Status), "appointment_status": s(e.AppointmentStatus),
+		"assigned_user_id": s(e.AssignedUserID), "attendees": list(e.Users), "notes": s(e.Notes), "address": s(e.Address),
+		"group_id": s(e.GroupID), "start_time": tsv(t, e.StartTime, time.UTC), "end_time": tsv(t, e.EndTime, time.UTC),
+		"created_at": tsv(t, e.DateAdded, time.UTC), "updated_at": tsv(t, e.DateUpdated, time.UTC),
+	}
+}
+
+func firstNonEmptyStr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// truthTables builds the expected rows of every table, keyed by table then
+// id, leaving out deleted contacts and the records the simulator spoilt.
+func truthTables(t *testing.T, srv *sim.Server, locations []string) map[string]map[string]row {
+	bad := map[string]bool{}
+	noID := map[string]bool{} // contacts served without an id: their children can't be asked for
+	for _, b := range srv.ExpectedRejects() {
+		if b.Resource == api.ResourceContacts && b.Kind == sim.KindMissingID {
+			noID[b.ID] = true
+		}
+		if b.ID != "" {
+			bad[b.Resource+"|"+b.ID] = true
+		} else {
+			bad[b.Resource+"|list|"+b.ContactID] = true
+		}
+	}
+	out := map[string]map[string]row{"contacts": {}, "tasks": {}, "notes": {}, "appointments": {}}
+	for _, loc := range locations {
+		for _, ct := range srv.Truth(loc) {
+			c := ct.Contact
+			if ct.Deleted {
+				continue
+			}
+			if noID[c.ID] {
+				ct.Tasks, ct.Notes, ct.Events = nil, nil, nil
+			}
+			if !bad["contacts|"+c.ID] {
+				r := expectContact(t, c)
+				r["_location_id"] = loc
+				out["contacts"][c.ID] = r
+			}
+			if !bad["tasks|list|"+c.ID] {
+				for _, k := range ct.Tasks {
+					if !bad["tasks|"+k.ID] {
+						r := expectTask(t, k, c.ID)
+						r["_location_id"] = loc
+						out["tasks"][k.ID] = r
+					}
+				}
+			}
+			if !bad["notes|list|"+c.ID] {
+				for _, n := range ct.Notes {
+					if !bad["notes|"+n.ID] {
+						r := expectNote(t, n, c.ID)
+						r["_location_id"] = loc
+						out["notes"][n.ID] = r
+					}
+				}
+			}
+			for _, e := range ct.Events {
+				if !bad["appointments|"+e.ID] {
+					r := expectEvent(t, e, c.ID)
+					r["_location_id"] = loc
+					out["appointments"][e.ID] = r
+				}
+			}
+		}
+	}
+	return out
+}
+
+var keyCol = map[string]string{"contacts": "contact_id", "tasks": "task_id", "notes": "note_id", "appointments": "appointment_id"}
+
+// readTable reads every row of a table, keyed by id, values normalised for
+// comparison (times in UTC, lists as []string, JSON text as canonical JSON).
+func readTable(t *testing.T, db *dsql.DB, table, source string) map[string]row {
+	t.Helper()
+	rows, err := db.Query(fmt.Sprintf("SELECT * FROM %s WHERE _source = ?", table), source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	out := map[string]row{}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		r := row{}
+		for i, c := range cols {
+			r[c] = normActual(c, vals[i])
+		}
+		id := r[keyCol[table]].(string)
+		if _, dup := out[id]; dup {
+			t.Errorf("%s: duplicate key %s", table, id)
+		}
+		out[id] = r
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func normActual(col string, v any) any {
+	switch v := v.(type) {
+	case time.Time:
+		return v.UTC()
+	case []any:
+		ss := make([]string, len(v))
+		for i, e := range v {
+			ss[i] = fmt.Sprint(e)
+		}
+		return ss
+	case string:
+		if jsonCols[col] {
+			return []byte(v)
+		}
+	}
+	return v
+}
+
+func sameValue(col string, want, got any) bool {
+	if jsonCols[col] && want != nil && got != nil {
+		var a, b any
+		if json.Unmarshal(want.([]byte), &a) != nil || json.Unmarshal(got.([]byte), &b) != nil {
+			return false
+		}
+		return reflect.DeepEqual(a, b)
+	}
+	return reflect.DeepEqual(want, got)
+}
+
+// compareWarehouse asserts that the warehouse at path holds exactly the
+// simulator's truth for locations, and returns the rows counted per table.
+func compareWarehouse(t *testing.T, srv *sim.Server, path, source string, locations []string) map[string]int {
+	t.Helper()
+	db := openRO(t, path)
+	defer db.Close()
+	want := truthTables(t, srv, locations)
+	counts := map[string]int{}
+	for _, table := range []string{"contacts", "tasks", "notes", "appointments"} {
+		got := readTable(t, db, table, source)
+		counts[table] = len(got)
+		diffs := 0
+		report := func(format string, args ...any) {
+			if diffs++; diffs <= 10 {
+				t.Errorf(table+": "+format, args...)
+			}
+		}
+		for id, w := range want[table] {
+			g, ok := got[id]
+			if !ok {
+				report("missing %s", id)
+				continue
+			}
+			for col, wv := range w {
+				if !sameValue(col, wv, g[col]) {
+					report("%s.%s = %#v, want %#v", id, col, g[col], wv)
+				}
+			}
+			if g["_source"] != source || g["_deleted_at"] != nil || g["_run_id"] == nil {
+				report("%s system columns %v %v %v", id, g["_source"], g["_deleted_at"], g["_run_id"])
+			}
+			if table == "tasks" {
+				due, _ := w["due_date"].(time.Time)
+				if st := transform.TaskStatus(w["completed"].(bool), due, g["_extracted_at"].(time.Time)); g["status"] != st {
+					report("%s.status = %v, want %v", id, g["status"], st)
+				}
+			}
+		}
+		for id := range got {
+			if _, ok := want[table][id]; !ok {
+				report("unexpected row %s", id)
+			}
+		}
+		if diffs > 10 {
+			t.Errorf("%s: %d differences in all", table, diffs)
+		}
+	}
+	checkRejects(t, db, srv, source)
+	return counts
+}
+
+// checkRejects asserts the rejects table names each spoilt record once.
+func checkRejects(t *testing.T, db *dsql.DB, srv *sim.Server, source string) {
+	t.Helper()
+	var want []string
+	for _, b := range srv.ExpectedRejects() {
+		id := b.ID
+		if b.Kind == sim.KindMissingID || b.Kind == sim.KindMalformedList {
+			id = ""
+		}
+		want = append(want, b.Resource+"|"+b.ContactID+"|"+id)
+	}
+	rows, err := db.Query(`SELECT resource, coalesce(contact_id,''), coalesce(record_id,''), reason FROM rejects WHERE _source = ?`, source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var res, cid, id, reason string
+		if err := rows.Scan(&res, &cid, &id, &reason); err != nil {
+			t.Fatal(err)
+		}
+		if reason == "" {
+			t.Errorf("reject %s/%s without a reason", res, id)
+		}
+		got = append(got, res+"|"+cid+"|"+id)
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	if !reflect.DeepEqual(want, got) {
+		t.Errorf("rejects:\n got %v\nwant %v", got, want)
+	}
+}
+
+func openRO(t *testing.T, path string) *dsql.DB {
+	t.Helper()
+	db, err := dsql.Open("duckdb", path+"?access_mode=read_only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// testExport runs one export of the simulator's locations into path.
+func testExport(t *testing.T, srv *sim.Server, base, path string, tweak func(*Config)) (result, error) {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.Source = "sim"
+	cfg.BaseURL = base
+	cfg.Locations = srv.Locations()
+	cfg.Warehouse.Path = path
+	cfg.CommitRows = 2000
+	cfg.BatchRows = 700
+	cfg.PageLimit = 100
+	cfg.RateMax = 1_000_000
+	cfg.RateInterval = time.Second
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sources, err := simTokenSources(ctx, srv, base, cfg.Locations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return export(ctx, cfg, "run", sources, newLogger(io.Discard, "error"))
+}
