@@ -103,6 +103,42 @@ var (
 	zones       = []*time.Location{time.FixedZone("", -5*3600), time.FixedZone("", 2*3600), time.FixedZone("", 5*3600+1800), time.UTC}
 )
 
+// Pools of shared values: generated contacts point into them, and every
+// edit works on a clone (cloneContact), so they are never written.
+var (
+	dndPool         = makeDNDPool()
+	attributionPool = makeAttributionPool()
+)
+
+func makeDNDPool() []map[string]api.DNDChannel {
+	r := rand.New(rand.NewPCG(1, 2))
+	out := make([]map[string]api.DNDChannel, 64)
+	for i := range out {
+		out[i] = map[string]api.DNDChannel{}
+		for _, ch := range dndChans {
+			if r.Float64() < 0.6 {
+				st := "inactive"
+				if r.Float64() < 0.3 {
+					st = "active"
+				}
+				out[i][ch] = api.DNDChannel{Status: st, Message: "Updated by user", Code: "103"}
+			}
+		}
+	}
+	return out
+}
+
+func makeAttributionPool() []json.RawMessage {
+	var out []json.RawMessage
+	for _, src := range sources {
+		for _, medium := range []string{"organic", "cpc", "referral"} {
+			out = append(out, json.RawMessage(`{"url":"https://example.org/landing?utm_source=`+src+
+				`","campaign":"spring","medium":"`+medium+`","sessionSource":"Direct traffic","fbclid":null}`))
+		}
+	}
+	return out
+}
+
 const (
 	historyMs = 3 * 365 * 24 * 3600 * 1000
 	dayMs     = 24 * 3600 * 1000
@@ -148,7 +184,10 @@ func fillContact(r *rand.Rand, c *api.Contact, addMs, updMs int64, idx int) {
 	if r.Float64() < 0.4 {
 		c.CompanyName = pick(r, companies)
 	}
-	for range r.IntN(6) {
+	if n := r.IntN(6); n > 0 {
+		c.Tags = make([]string, 0, n)
+	}
+	for range cap(c.Tags) {
 		c.Tags = append(c.Tags, pick(r, tagPool))
 	}
 	c.Source = pick(r, sources)
@@ -172,16 +211,7 @@ func fillContact(r *rand.Rand, c *api.Contact, addMs, updMs int64, idx int) {
 	c.Timezone = pick(r, timezones)
 	c.DND = r.Float64() < 0.1
 	if r.Float64() < 0.6 {
-		c.DNDSettings = map[string]api.DNDChannel{}
-		for _, ch := range dndChans {
-			if r.Float64() < 0.6 {
-				st := "inactive"
-				if r.Float64() < 0.3 {
-					st = "active"
-				}
-				c.DNDSettings[ch] = api.DNDChannel{Status: st, Message: "Updated by user", Code: "103"}
-			}
-		}
+		c.DNDSettings = pick(r, dndPool) // shared: never edited in place
 	}
 	if r.Float64() < 0.3 {
 		c.DateOfBirth = strconv.Itoa(1950+r.IntN(55)) + "-" + pad2(1+r.IntN(12)) + "-" + pad2(1+r.IntN(28))
@@ -205,8 +235,7 @@ func fillContact(r *rand.Rand, c *api.Contact, addMs, updMs int64, idx int) {
 		c.CustomFields = append(c.CustomFields, api.CustomField{ID: "cf" + strconv.Itoa(i) + "Xk2LmQ9pR7sT4vW1yZ", Value: json.RawMessage(v)})
 	}
 	if r.Float64() < 0.5 {
-		c.AttributionSource = json.RawMessage(`{"url":"https://example.org/landing?utm_source=` + pick(r, sources) +
-			`","campaign":"spring","medium":"organic","sessionSource":"Direct traffic","fbclid":null}`)
+		c.AttributionSource = pick(r, attributionPool)
 	}
 	if r.Float64() < 0.1 {
 		c.AdditionalEmails = []string{"alt" + strconv.Itoa(idx) + "@example.net"}

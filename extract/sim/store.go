@@ -214,7 +214,7 @@ func (s *Server) appendSearch(b []byte, c *contact, sortMs int64) []byte {
 	b = append(b, `,"searchAfter":[`...)
 	b = strconv.AppendInt(b, sortMs, 10)
 	b = append(b, ',')
-	b = append(b, marshal(c.c.ID)...)
+	b = append(b, rawString(c.c.ID)...)
 	return append(b, "]}"...)
 }
 
