@@ -4,6 +4,8 @@ go 1.26.0
 
 require (
 	github.com/apache/arrow-go/v18 v18.8.0
+	github.com/gofrs/flock v0.13.2
+	github.com/google/renameio/v2 v2.0.2
 	github.com/marcboeker/go-duckdb v1.8.5
 	golang.org/x/oauth2 v0.38.0
 	golang.org/x/sync v0.25.0

@@ -51,7 +51,7 @@ func describe(t *testing.T, c *sql.Conn, table string) []column {
 	return cols
 }
 
-func memConn(t *testing.T) *sql.Conn {
+func memConn(t testing.TB) *sql.Conn {
 	t.Helper()
 	db, err := sql.Open("duckdb", "")
 	if err != nil {

@@ -1,0 +1,150 @@
+package load
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	whsql "github.com/contacts-etl/contacts-etl/sql"
+)
+
+// views returns the SQL that defines the warehouse over the files l lists.
+func (p *Parquet) views(l *ledger) (string, error) {
+	var b strings.Builder
+	b.WriteString("-- Written by the contacts-etl Parquet sink at each commit; do not edit.\n")
+	b.WriteString("-- Load it into any DuckDB (.read views.sql) to query the warehouse.\n\n")
+	for _, t := range append(whsql.Data, whsql.Rejects) {
+		fmt.Fprintf(&b, "CREATE OR REPLACE VIEW %s AS\n%s;\n\n", t.Name, p.tableView(t, l))
+	}
+	b.WriteString(stateViews(l))
+	v, err := whsql.Read(whsql.Views)
+	if err != nil {
+		return "", err
+	}
+	b.WriteString(v)
+	return b.String(), nil
+}
+
+func (p *Parquet) fileList(rels []string) string {
+	q := make([]string, len(rels))
+	for i, r := range rels {
+		q[i] = sqlString(filepath.Join(p.dir, r))
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func (p *Parquet) tableView(t whsql.Table, l *ledger) string {
+	files := l.Files[t.Name]
+	if len(files) == 0 {
+		return emptySelect(t.Schema)
+	}
+	cols := quoteList(t.Columns())
+	src := fmt.Sprintf("read_parquet(%s, filename = true, file_row_number = true)", p.fileList(files))
+	if len(t.Key) == 0 {
+		return fmt.Sprintf("SELECT %s FROM %s", cols, src)
+	}
+	seq := `CAST(regexp_extract(filename, '([0-9]+)\.parquet$', 1) AS BIGINT)`
+	latest := fmt.Sprintf(`SELECT %s, %s AS _seq FROM %s
+    QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s DESC, %s DESC, file_row_number DESC) = 1`,
+		cols, seq, src, quoteList(t.Key), quote(t.Version), seq)
+	dels := l.Deletes[t.Name]
+	if len(dels) == 0 {
+		return fmt.Sprintf("SELECT %s FROM (%s)", cols, latest)
+	}
+	idCol := t.Key[len(t.Key)-1]
+	sel := make([]string, 0, len(t.Columns()))
+	for _, c := range t.Columns() {
+		if c == whsql.ColDeletedAt {
+			sel = append(sel, fmt.Sprintf("CASE WHEN d._seq > l._seq THEN d.%[1]s ELSE l.%[1]s END AS %[1]s", quote(c)))
+		} else {
+			sel = append(sel, "l."+quote(c))
+		}
+	}
+	return fmt.Sprintf(`SELECT %s
+FROM (%s) l
+LEFT JOIN (SELECT * FROM read_parquet(%s)
+    QUALIFY row_number() OVER (PARTITION BY %s, id ORDER BY _seq DESC) = 1) d
+  ON d.%s = l.%s AND d.id = l.%s`,
+		strings.Join(sel, ", "), latest, p.fileList(dels), quote(whsql.ColSource),
+		quote(whsql.ColSource), quote(whsql.ColSource), quote(idCol))
+}
+
+// emptySelect is a query with s's columns and no rows.
+func emptySelect(s *arrow.Schema) string {
+	cols := make([]string, s.NumFields())
+	for i, f := range s.Fields() {
+		typ, _ := whsql.DuckDBType(f.Type)
+		cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", typ, quote(f.Name))
+	}
+	return "SELECT " + strings.Join(cols, ", ") + " WHERE false"
+}
+
+// valuesView is "SELECT * FROM (VALUES ...) v(cols)" typed by casts, or an
+// empty select when there are no rows.
+func valuesView(cols, types []string, rows [][]string) string {
+	if len(rows) == 0 {
+		c := make([]string, len(cols))
+		for i := range cols {
+			c[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", types[i], cols[i])
+		}
+		return "SELECT " + strings.Join(c, ", ") + " WHERE false"
+	}
+	vals := make([]string, len(rows))
+	for i, r := range rows {
+		vals[i] = "(" + strings.Join(r, ", ") + ")"
+	}
+	c := make([]string, len(cols))
+	for i := range cols {
+		c[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", cols[i], types[i], cols[i])
+	}
+	return fmt.Sprintf("SELECT %s FROM (VALUES %s) v(%s)", strings.Join(c, ", "), strings.Join(vals, ", "), strings.Join(cols, ", "))
+}
+
+func lit(s string) string {
+	if s == "" {
+		return "NULL"
+	}
+	return sqlString(s)
+}
+
+func tlit(t time.Time) string {
+	if t.IsZero() {
+		return "NULL"
+	}
+	return sqlString(t.UTC().Format("2006-01-02 15:04:05.999999") + "+00")
+}
+
+func stateViews(l *ledger) string {
+	var b strings.Builder
+	var rows [][]string
+	for _, w := range l.Watermarks {
+		rows = append(rows, []string{lit(w.Source), lit(w.LocationID), lit(w.Resource), tlit(w.Value)})
+	}
+	fmt.Fprintf(&b, "CREATE OR REPLACE VIEW watermarks AS\n%s;\n\n", valuesView(
+		[]string{"source", "location_id", "resource", "value"},
+		[]string{"VARCHAR", "VARCHAR", "VARCHAR", "TIMESTAMPTZ"}, rows))
+	rows = nil
+	for _, w := range l.Windows {
+		rows = append(rows, []string{lit(w.Source), lit(w.LocationID), lit(w.Resource), tlit(w.Start), tlit(w.End),
+			lit(w.Status), lit(w.Cursor), lit(w.RunID)})
+	}
+	fmt.Fprintf(&b, "CREATE OR REPLACE VIEW windows AS\n%s;\n\n", valuesView(
+		[]string{"source", "location_id", "resource", "window_start", "window_end", "status", "cursor", "run_id"},
+		[]string{"VARCHAR", "VARCHAR", "VARCHAR", "TIMESTAMPTZ", "TIMESTAMPTZ", "VARCHAR", "VARCHAR", "VARCHAR"}, rows))
+	rows = nil
+	for _, r := range l.Runs {
+		row := []string{lit(r.ID), lit(r.Source), lit(r.Command), tlit(r.StartedAt), "NULL", "'running'", "NULL", "NULL", "NULL", "NULL", "NULL"}
+		if res := r.Result; res != nil {
+			row[4], row[5], row[6] = tlit(res.EndedAt), lit(res.Outcome), lit(res.Error)
+			row[7], row[8], row[9], row[10] = fmt.Sprint(res.Requests), fmt.Sprint(res.Retries), fmt.Sprint(res.RateLimited), fmt.Sprint(res.Rejects)
+		}
+		rows = append(rows, row)
+	}
+	fmt.Fprintf(&b, "CREATE OR REPLACE VIEW runs AS\n%s;\n\n", valuesView(
+		[]string{"run_id", "source", "command", "started_at", "ended_at", "outcome", "error", "requests", "retries", "rate_limited", "rejects"},
+		[]string{"VARCHAR", "VARCHAR", "VARCHAR", "TIMESTAMPTZ", "TIMESTAMPTZ", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BIGINT", "BIGINT"}, rows))
+	return b.String()
+}
