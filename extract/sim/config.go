@@ -37,10 +37,15 @@ type Config struct {
 	// the day of Now() at New when that is earlier.
 	Epoch time.Time
 
-	AccessTTL    time.Duration // default 24h; use >= 1s (expires_in is whole seconds)
-	ClientID     string        // default "sim-client"
-	ClientSecret string        // default "sim-secret"
-	CompanyID    string        // default "comp-0001"; owns every location
+	AccessTTL time.Duration // default 24h; use >= 1s (expires_in is whole seconds)
+	// RefreshGrace, when set, lets a used refresh token be replayed within
+	// this time of its use as long as the token it was rotated into is
+	// unused: the replay retires that successor and issues a new pair (the
+	// "grace period" of several OAuth servers). Zero: strictly single use.
+	RefreshGrace time.Duration
+	ClientID     string // default "sim-client"
+	ClientSecret string // default "sim-secret"
+	CompanyID    string // default "comp-0001"; owns every location
 	// StaticTokens are Private Integration Tokens ("pit-..."): bearer
 	// tokens that never expire and never refresh.
 	StaticTokens map[string]StaticToken

@@ -178,14 +178,15 @@ func (s *Server) decide(key, bucket string) plan {
 
 // Stats counts what the server saw since New or ResetStats.
 type Stats struct {
-	Requests    int64            // every request, OAuth included
-	ByKind      map[string]int64 // search, list, contact, tasks, notes, note, appointments, token, authorize, revoke, locationToken, other
-	ByLocation  map[string]int64 // API requests by the token's location
-	ByStatus    map[int]int64    // answers by status; resets and truncations count as 0
-	RateLimited int64            // 429s sent, bursts included
-	Faults      map[string]int64 // Fault5xx, FaultReset, FaultTruncate, FaultSlow, Fault429
-	Refreshes   int64            // successful refresh_token grants
-	CodeGrants  int64            // successful authorization_code grants
+	Requests     int64            // every request, OAuth included
+	ByKind       map[string]int64 // search, list, contact, tasks, notes, note, appointments, token, authorize, revoke, locationToken, other
+	ByLocation   map[string]int64 // API requests by the token's location
+	ByStatus     map[int]int64    // answers by status; resets and truncations count as 0
+	RateLimited  int64            // 429s sent, bursts included
+	Faults       map[string]int64 // Fault5xx, FaultReset, FaultTruncate, FaultSlow, Fault429
+	Refreshes    int64            // successful refresh_token grants
+	GraceReplays int64            // refreshes that replayed a used token within RefreshGrace
+	CodeGrants   int64            // successful authorization_code grants
 }
 
 type statsBox struct {

@@ -52,6 +52,8 @@ type refreshTok struct {
 	grant
 	used, revoked bool
 	access        []string // access tokens issued with it
+	usedAt        time.Time
+	next          string // the refresh token issued when it was used
 }
 
 type authCode struct {
@@ -201,12 +203,29 @@ func (s *Server) token(r *http.Request, form url.Values) reply {
 		return jsonReply(http.StatusOK, marshal(s.issue(c.grant)))
 	case "refresh_token":
 		rt := a.refresh[form.Get("refresh_token")]
-		if rt == nil || rt.used || rt.revoked {
+		if rt == nil || rt.revoked {
 			return s.oauthErr(http.StatusBadRequest, "invalid_grant", DescRefreshInvalid)
 		}
-		rt.used = true
+		if rt.used {
+			// RefreshGrace: a replay soon after use, while the successor is
+			// unused, retires the successor and issues a new pair.
+			nx := a.refresh[rt.next]
+			if s.cfg.RefreshGrace <= 0 || nx == nil || nx.used || !s.cfg.Now().Before(rt.usedAt.Add(s.cfg.RefreshGrace)) {
+				return s.oauthErr(http.StatusBadRequest, "invalid_grant", DescRefreshInvalid)
+			}
+			nx.revoked = true
+			for _, at := range nx.access {
+				if x := a.access[at]; x != nil {
+					x.revoked = true
+				}
+			}
+			s.stats.update(func(st *Stats) { st.GraceReplays++ })
+		}
+		rt.used, rt.usedAt = true, s.cfg.Now()
 		s.stats.update(func(st *Stats) { st.Refreshes++ })
-		return jsonReply(http.StatusOK, marshal(s.issue(rt.grant)))
+		tr := s.issue(rt.grant)
+		rt.next = tr.RefreshToken
+		return jsonReply(http.StatusOK, marshal(tr))
 	default:
 		return s.oauthErr(http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
 	}
