@@ -105,7 +105,7 @@ const (
 
 type faulter struct {
 	mu    sync.Mutex
-	seen  map[uint64]*keyState
+	seen  map[uint64]keyState
 	burst map[string]int // location → 429s left in the current burst
 }
 
@@ -113,7 +113,7 @@ type keyState struct{ attempts, faults uint32 }
 
 func (f *faulter) init() {
 	f.mu.Lock()
-	f.seen, f.burst = map[uint64]*keyState{}, map[string]int{}
+	f.seen, f.burst = map[uint64]keyState{}, map[string]int{}
 	f.mu.Unlock()
 }
 
@@ -139,11 +139,8 @@ func (s *Server) decide(key, bucket string) plan {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := f.seen[kh]
-	if st == nil {
-		st = &keyState{}
-		f.seen[kh] = st
-	}
 	st.attempts++
+	defer func() { f.seen[kh] = st }()
 	if left := f.burst[bucket]; left > 0 {
 		f.burst[bucket] = left - 1
 		return plan{kind: Fault429}
