@@ -103,7 +103,6 @@ func TestOAuthGrantRotationExpiry(t *testing.T) {
 	}
 }
 
-
 func TestAuthorizeRedirectAndCompanyToken(t *testing.T) {
 	e := start(t, Config{Seed: 1, Contacts: 4, Locations: 2})
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

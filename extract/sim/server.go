@@ -4,6 +4,30 @@
 // It knows its ground truth (Truth, ExpectedRejects) so tests can compare a
 // warehouse with it record by record.
 //
+// Endpoints (api.md; shapes are the types of extract/api):
+//
+//	POST /contacts/search                  {"contacts":[...],"total":N}
+//	GET  /contacts/?locationId=&limit=&startAfter=&startAfterId=
+//	GET  /contacts/{id}                    {"contact":{...}}
+//	GET  /contacts/{id}/tasks              {"tasks":[...]}
+//	GET  /contacts/{id}/notes              {"notes":[...]}
+//	GET  /contacts/{id}/notes/{noteId}     {"note":{...}}
+//	GET  /contacts/{id}/appointments       {"events":[...]}
+//	POST /oauth/token                      authorization_code | refresh_token
+//	GET  /oauth/authorize                  302 to redirect_uri?code=&state=
+//	POST /oauth/revoke                     token=
+//	POST /oauth/locationToken              Company bearer → location token
+//
+// API requests are checked in this order: bearer token (401 MsgInvalidJWT
+// or MsgTokenExpired), the rate limit of the token's location (429
+// MsgTooMany), injected faults, the Version header (400 MsgBadVersion), the
+// contacts.readonly scope (401 MsgScope), then in the endpoint: validation
+// (422, message an array), location access (403 MsgLocation) and existence
+// (404 MsgContactNotFound). Errors use the envelope
+// {"statusCode","message","error","traceId"}; OAuth errors use
+// {"error","error_description","traceId"}. Every API answer carries the
+// X-RateLimit-* headers.
+//
 // All methods of Server are safe for concurrent use.
 package sim
 

@@ -3,6 +3,8 @@ package sim
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -578,5 +580,25 @@ func TestHTTPTestHandler(t *testing.T) {
 	s.ResetStats()
 	if st := s.Stats(); st.Requests != 0 {
 		t.Errorf("after reset %+v", st)
+	}
+}
+
+func TestRegisterFlags(t *testing.T) {
+	var cfg Config
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	err := fs.Parse([]string{"--contacts=100000", "--locations=3", "--seed=7", "--access-ttl=5s", "--rate-max=100",
+		"--rate-interval=10s", "--rate-daily=200000", "--fault-5xx=0.01", "--fault-reset=0.02", "--fault-truncate=0.03",
+		"--fault-slow=0.04", "--fault-429=0.05", "--retry-after", "--bad-huge-note", "--bad-search-stuck-page=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Contacts: 100000, Locations: 3, Seed: 7, AccessTTL: 5 * time.Second, ClientID: DefaultClientID, RetryAfter: true,
+		RateLimit: RateLimit{Max: 100, Interval: 10 * time.Second, Daily: 200000},
+		Faults: Faults{Rate5xx: 0.01, RateReset: 0.02, RateTruncate: 0.03, RateSlow: 0.04, Burst429: 0.05, SlowDelay: DefaultSlowDelay,
+			BurstLen: DefaultBurstLen, MaxPerRequest: DefaultMaxFaultsKey},
+		Bad: BadData{HugeNote: true, SearchStuckAtPage: 4}}
+	if fmt.Sprintf("%+v", cfg) != fmt.Sprintf("%+v", want) {
+		t.Errorf("got  %+v\nwant %+v", cfg, want)
 	}
 }
