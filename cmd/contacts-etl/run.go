@@ -159,6 +159,8 @@ func newSink(cfg Config) (load.Sink, error) {
 	switch cfg.Warehouse.Type {
 	case "duckdb":
 		return load.NewDuckDB(cfg.Warehouse.Path)
+	case "parquet":
+		return load.NewParquet(cfg.Warehouse.Path)
 	}
 	return nil, usageError{fmt.Errorf("warehouse type %q not supported", cfg.Warehouse.Type)}
 }
