@@ -11,9 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +39,44 @@ type Counters struct {
 	Retries     atomic.Int64
 	RateLimited atomic.Int64 // 429 answers
 	WaitNanos   atomic.Int64 // time spent waiting on the governor and backoff
+	Failures    atomic.Int64 // 5xx answers and transport failures (reset, timeout, truncated body)
+
+	mu                 sync.Mutex
+	dailyLo, dailyHi   int64 // X-RateLimit-Daily-Remaining seen: lowest and highest
+	dailyLimit, dailyN int64
+}
+
+// observeDaily notes the daily quota headers of one answer.
+func (s *Counters) observeDaily(h http.Header) {
+	rem, ok := headerInt(h, "X-RateLimit-Daily-Remaining")
+	if !ok {
+		return
+	}
+	lim, _ := headerInt(h, "X-RateLimit-Limit-Daily")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dailyN == 0 || rem < s.dailyLo {
+		s.dailyLo = rem
+	}
+	if s.dailyN == 0 || rem > s.dailyHi {
+		s.dailyHi = rem
+	}
+	s.dailyN++
+	s.dailyLimit = lim
+}
+
+// Quota reports the day's quota as the answers told it: the lowest
+// remaining seen (-1 if no answer said), the daily limit, and the quota used
+// while this client counted (highest minus lowest remaining, plus the first
+// request). Requests of other apps in the same time are included; a quota
+// reset during the run makes it an underestimate.
+func (s *Counters) Quota() (remaining, limit, used int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dailyN == 0 {
+		return -1, 0, 0
+	}
+	return s.dailyLo, s.dailyLimit, s.dailyHi - s.dailyLo + 1
 }
 
 // Client talks to one location of the API. Its HTTP client must add the
@@ -47,7 +88,7 @@ type Client struct {
 	gov         Governor
 	maxBody     int64
 	maxRetries  int
-	retryBudget *atomic.Int64
+	retryBudget *RetryBudget
 	stats       *Counters
 	sleep       func(context.Context, time.Duration) error
 }
@@ -63,7 +104,7 @@ func WithMaxBody(n int64) Option { return func(c *Client) { c.maxBody = n } }
 
 // WithRetries sets the per-request retry cap and an optional per-run budget
 // shared by every client of the run (nil: unlimited).
-func WithRetries(perRequest int, runBudget *atomic.Int64) Option {
+func WithRetries(perRequest int, runBudget *RetryBudget) Option {
 	return func(c *Client) { c.maxRetries, c.retryBudget = perRequest, runBudget }
 }
 
@@ -135,12 +176,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 }
 
-func (c *Client) takeRetry() bool {
-	if c.retryBudget == nil {
-		return true
-	}
-	return c.retryBudget.Add(-1) >= 0
-}
+func (c *Client) takeRetry() bool { return c.retryBudget.Take() }
 
 // once sends one HTTP request. It returns the Retry-After wait a 429 asked for.
 func (c *Client) once(ctx context.Context, method, rawURL, path string, payload []byte) ([]byte, time.Duration, error) {
@@ -155,6 +191,7 @@ func (c *Client) once(ctx context.Context, method, rawURL, path string, payload 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
 	if err != nil {
+		c.gov.Observe(0, nil)
 		return nil, 0, err
 	}
 	req.Header.Set("Accept", "application/json")
@@ -165,12 +202,20 @@ func (c *Client) once(ctx context.Context, method, rawURL, path string, payload 
 	c.stats.Requests.Add(1)
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		c.gov.Observe(0, nil)
+		if ctx.Err() == nil {
+			c.stats.Failures.Add(1)
+		}
 		return nil, 0, &transportError{method: method, path: path, err: scrubURLError(err)}
 	}
 	defer resp.Body.Close()
 	c.gov.Observe(resp.StatusCode, resp.Header)
+	c.stats.observeDaily(resp.Header)
 	b, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
+		if ctx.Err() == nil {
+			c.stats.Failures.Add(1)
+		}
 		return nil, 0, &transportError{method: method, path: path, err: fmt.Errorf("read body: %w", err)}
 	}
 	if int64(len(b)) > c.maxBody {
@@ -188,6 +233,9 @@ func (c *Client) once(ctx context.Context, method, rawURL, path string, payload 
 		}
 	}
 	var ra time.Duration
+	if resp.StatusCode >= 500 {
+		c.stats.Failures.Add(1)
+	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		c.stats.RateLimited.Add(1)
 		ra = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
@@ -225,7 +273,9 @@ func retryable(err error) bool {
 	return errors.As(err, &te)
 }
 
-// MaxRetryAfter caps a server's Retry-After.
+// MaxRetryAfter caps a server's Retry-After. parseRetryAfter reads
+// delay-seconds (a decimal fraction is tolerated) or an HTTP date; anything
+// else, or a time in the past, is 0.
 const MaxRetryAfter = 2 * time.Minute
 
 func parseRetryAfter(v string, now time.Time) time.Duration {
@@ -233,9 +283,12 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	var d time.Duration
-	if secs, err := time.ParseDuration(strings.TrimSpace(v) + "s"); err == nil {
-		d = secs
-	} else if t, err := http.ParseTime(v); err == nil {
+	if secs, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+		if math.IsNaN(secs) || math.IsInf(secs, 0) {
+			return 0
+		}
+		d = time.Duration(min(secs, MaxRetryAfter.Seconds()) * float64(time.Second))
+	} else if t, err := http.ParseTime(strings.TrimSpace(v)); err == nil {
 		d = t.Sub(now)
 	}
 	if d < 0 {
