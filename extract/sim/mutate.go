@@ -72,7 +72,6 @@ func (s *Server) AddContact(locationID string) string {
 	c := api.Contact{ID: makeID(uint64(s.cfg.Seed), saltAdded, uint64(idx)), LocationID: l.id}
 	fillContact(newRand(s.cfg.Seed, saltAdded, uint64(idx)), &c, now, now, 1_000_000_000+idx)
 	k := &kids{}
-	k.once.Do(func() {})
 	ct := &contact{c: c, loc: l, pos: len(l.list), addMs: now, updMs: now, kids: k, enc: &encodings{}}
 	l.list = append(l.list, ct)
 	l.snap = nil

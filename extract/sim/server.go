@@ -74,7 +74,7 @@ type Server struct {
 }
 
 // New generates the world described by cfg. Children (tasks, notes,
-// appointments) are generated lazily, per contact, on first use.
+// appointments) of generated contacts are rebuilt from the seed on each use.
 func New(cfg Config) *Server {
 	cfg.applyDefaults()
 	s := &Server{cfg: cfg, epochMs: cfg.Epoch.UnixMilli(), locByID: map[string]*location{}, byID: make(map[string]*contact, cfg.Contacts)}
@@ -198,7 +198,8 @@ func (s *Server) injectBad() {
 	}
 	for i := range b.InvalidUTF8 {
 		if c := take(hasNotes); i%2 == 1 && c != nil {
-			k := c.kids.get()
+			c.kids = c.kids.clone()
+			k := c.kids
 			c.bad.noteID, c.bad.noteKind = k.notes[0].ID, KindInvalidUTF8
 			k.notes[0].Body = "Caf\xe9 order: call back \xff\xfe before noon"
 		} else if c != nil {
@@ -233,7 +234,8 @@ func (s *Server) injectBad() {
 	}
 	if b.HugeNote {
 		if c := take(nil); c != nil {
-			k := c.kids.get()
+			c.kids = c.kids.clone()
+			k := c.kids
 			id := makeID(uint64(s.cfg.Seed), saltNote, 1<<40)
 			k.notes = append(k.notes, api.Note{ID: id, Body: hugeBody(), UserID: users[0], ContactID: c.c.ID,
 				DateAdded: c.c.DateUpdated, Title: "Transcript"})

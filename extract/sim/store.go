@@ -23,8 +23,8 @@ const (
 
 // contact is one version of a contact. A version is immutable once
 // published: a mutation publishes a new version and readers holding the old
-// one keep a consistent view. Children are generated lazily and encodings
-// are cached, both once per version.
+// one keep a consistent view. The contact's JSON forms are cached per
+// version.
 type contact struct {
 	c       api.Contact // GET /contacts/{id} form
 	loc     *location
@@ -37,37 +37,34 @@ type contact struct {
 	enc     *encodings
 }
 
+// kids are the children of a contact. Generated contacts keep only gen and
+// rebuild their children on each use, so memory stays flat however many
+// children are served; edited ones hold their own copies.
 type kids struct {
-	once   sync.Once
-	gen    func() *kids // nil when filled
+	gen    func() *kids // non-nil: generate on use
 	tasks  []api.Task
 	notes  []api.Note
 	events []api.Event
 }
 
 func (k *kids) get() *kids {
-	k.once.Do(func() {
-		if k.gen != nil {
-			g := k.gen()
-			k.tasks, k.notes, k.events = g.tasks, g.notes, g.events
-			k.gen = nil
-		}
-	})
+	if k.gen != nil {
+		return k.gen()
+	}
 	return k
 }
 
-// clone returns filled, unshared copies of the children.
+// clone returns stored, unshared copies of the children.
 func (k *kids) clone() *kids {
-	k.get()
-	n := &kids{tasks: slices.Clone(k.tasks), notes: slices.Clone(k.notes), events: slices.Clone(k.events)}
-	n.once.Do(func() {})
-	return n
+	g := k.get()
+	return &kids{tasks: slices.Clone(g.tasks), notes: slices.Clone(g.notes), events: slices.Clone(g.events)}
 }
 
+// encodings caches the two forms of a contact; child lists are encoded on
+// each request.
 type encodings struct {
-	getOnce, searchOnce, tasksOnce, notesOnce, eventsOnce sync.Once
-	get, search, tasks, notes, events                     []byte
-	note                                                  map[string][]byte // note id → {"note":...}
+	getOnce, searchOnce sync.Once
+	get, search         []byte
 }
 
 // badSpec says which of a contact's records are spoilt and how.
@@ -258,50 +255,40 @@ func encodeEvent(e api.Event, bad *badSpec) []byte {
 }
 
 func (c *contact) tasksJSON() []byte {
-	c.enc.tasksOnce.Do(func() {
-		k := c.kids.get()
-		items := make([][]byte, len(k.tasks))
-		for i, t := range k.tasks {
-			items[i] = encodeTask(t, c.bad)
-		}
-		c.enc.tasks = list("tasks", items, c.bad != nil && c.bad.tasksList)
-	})
-	return c.enc.tasks
+	k := c.kids.get()
+	items := make([][]byte, len(k.tasks))
+	for i, t := range k.tasks {
+		items[i] = encodeTask(t, c.bad)
+	}
+	return list("tasks", items, c.bad != nil && c.bad.tasksList)
 }
 
 func (c *contact) notesJSON() []byte {
-	c.enc.notesOnce.Do(func() {
-		k := c.kids.get()
-		items := make([][]byte, len(k.notes))
-		c.enc.note = make(map[string][]byte, len(k.notes))
-		for i, n := range k.notes {
-			items[i] = encodeNote(n, c.bad)
-			c.enc.note[n.ID] = items[i]
-		}
-		c.enc.notes = list("notes", items, c.bad != nil && c.bad.notesList)
-	})
-	return c.enc.notes
+	k := c.kids.get()
+	items := make([][]byte, len(k.notes))
+	for i, n := range k.notes {
+		items[i] = encodeNote(n, c.bad)
+	}
+	return list("notes", items, c.bad != nil && c.bad.notesList)
 }
 
+// noteJSON renders {"note":...}, or nil when the contact has no such note.
 func (c *contact) noteJSON(id string) []byte {
-	c.notesJSON()
-	n, ok := c.enc.note[id]
-	if !ok {
+	k := c.kids.get()
+	i := slices.IndexFunc(k.notes, func(n api.Note) bool { return n.ID == id })
+	if i < 0 {
 		return nil
 	}
-	return append(append([]byte(`{"note":`), n...), '}')
+	return append(append([]byte(`{"note":`), encodeNote(k.notes[i], c.bad)...), '}')
 }
 
 func (c *contact) eventsJSON() []byte {
-	c.enc.eventsOnce.Do(func() {
-		k := c.kids.get()
-		items := make([][]byte, len(k.events))
-		for i, e := range k.events {
-			items[i] = encodeEvent(e, c.bad)
-		}
-		c.enc.events = list("events", items, false)
-	})
-	return c.enc.events
+	k := c.kids.get()
+	items := make([][]byte, len(k.events))
+	for i, e := range k.events {
+		items[i] = encodeEvent(e, c.bad)
+	}
+	return list("events", items, false)
 }
 
 // ContactTruth is what the server serves for one contact right now.
