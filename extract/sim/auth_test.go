@@ -265,3 +265,35 @@ func TestRateLimit(t *testing.T) {
 		t.Errorf("unlimited headers %v", r.Header)
 	}
 }
+
+func TestRefreshGrace(t *testing.T) {
+	clk := newClock()
+	e := start(t, Config{Seed: 1, Contacts: 1, Now: clk.Now, RefreshGrace: time.Minute})
+	tr := e.grant(e.s.AuthorizeCode(e.loc, api.ScopeContactsRO))
+	refresh := func(rt string) (int, api.TokenResponse) {
+		status, b := e.form("/oauth/token", refreshForm(rt))
+		var out api.TokenResponse
+		json.Unmarshal(b, &out)
+		return status, out
+	}
+	status, tr2 := refresh(tr.RefreshToken)
+	if status != 200 {
+		t.Fatal(status)
+	}
+	// Replay within the grace period while the successor is unused: a new
+	// pair, and the successor is retired.
+	status, tr3 := refresh(tr.RefreshToken)
+	if status != 200 || tr3.RefreshToken == tr2.RefreshToken {
+		t.Fatalf("grace replay: %d", status)
+	}
+	if status, _ := refresh(tr2.RefreshToken); status != 400 {
+		t.Errorf("retired successor: %d", status)
+	}
+	clk.Add(2 * time.Minute)
+	if status, _ := refresh(tr.RefreshToken); status != 400 {
+		t.Errorf("replay after grace: %d", status)
+	}
+	if st := e.s.Stats(); st.GraceReplays != 1 {
+		t.Errorf("GraceReplays %d", st.GraceReplays)
+	}
+}
