@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/contacts-etl/contacts-etl/extract"
+	"github.com/contacts-etl/contacts-etl/extract/auth"
 )
 
 // Config is everything a run needs, from the config file, then flags, then
@@ -40,13 +41,52 @@ type Config struct {
 // Auth says how requests are authorised. Secrets are read from the named
 // environment variables or files, never from the config file itself.
 type Auth struct {
-	Type            string `yaml:"type"` // oauth | static
-	ClientID        string `yaml:"client_id"`
-	ClientSecretEnv string `yaml:"client_secret_env"`
-	TokenFile       string `yaml:"token_file"`        // oauth: where the token pair lives
-	RefreshTokenEnv string `yaml:"refresh_token_env"` // oauth: bootstrap refresh token
-	StaticTokenEnv  string `yaml:"static_token_env"`  // static: Private Integration token
-	StaticTokenFile string `yaml:"static_token_file"`
+	Type             string   `yaml:"type"` // oauth | agency | static
+	ClientID         string   `yaml:"client_id"`
+	ClientSecretEnv  string   `yaml:"client_secret_env"`
+	ClientSecretFile string   `yaml:"client_secret_file"`
+	TokenFile        string   `yaml:"token_file"`        // oauth, agency: token store (default under the user config dir)
+	RefreshTokenEnv  string   `yaml:"refresh_token_env"` // oauth: bootstrap refresh token
+	StaticTokenEnv   string   `yaml:"static_token_env"`  // static: Private Integration token
+	StaticTokenFile  string   `yaml:"static_token_file"`
+	AuthorizeURL     string   `yaml:"authorize_url"` // default: the marketplace's chooselocation page
+	TokenURL         string   `yaml:"token_url"`     // default: <base_url>/oauth/token
+	RedirectURL      string   `yaml:"redirect_url"`  // login callback; default http://127.0.0.1:<port>/callback
+	Scopes           []string `yaml:"scopes"`        // optional scopes on top of contacts.readonly
+	CompanyID        string   `yaml:"company_id"`    // agency: the company whose token is exchanged
+}
+
+// Defaults of Auth.
+const (
+	defaultAuthorizeURL = "https://marketplace.gohighlevel.com/oauth/chooselocation"
+	defaultRedirectURL  = "http://127.0.0.1:8765/callback"
+)
+
+func (a Auth) tokenURL(base string) string {
+	if a.TokenURL != "" {
+		return a.TokenURL
+	}
+	return strings.TrimRight(base, "/") + "/oauth/token"
+}
+
+// tokenFile is the token store path of the source.
+func (c Config) tokenFile() (string, error) {
+	if c.Auth.TokenFile != "" {
+		return c.Auth.TokenFile, nil
+	}
+	return auth.DefaultPath(c.Source)
+}
+
+// registerAuthFlags binds the auth flags (never secrets) to a.
+func registerAuthFlags(fs *flag.FlagSet, a *Auth) {
+	fs.StringVar(&a.Type, "auth", a.Type, "auth type: oauth (token store from `auth login`), agency (company token exchanged per location) or static (Private Integration token from $CONTACTS_ETL_TOKEN)")
+	fs.StringVar(&a.ClientID, "client-id", a.ClientID, "OAuth client id (the secret comes from $CONTACTS_ETL_CLIENT_SECRET or client_secret_file)")
+	fs.StringVar(&a.TokenFile, "token-file", a.TokenFile, "token store file (default <user config dir>/contacts-etl/<source>.tokens.json)")
+	fs.StringVar(&a.StaticTokenFile, "static-token-file", a.StaticTokenFile, "file holding a Private Integration token (auth static)")
+	fs.StringVar(&a.AuthorizeURL, "authorize-url", a.AuthorizeURL, "OAuth authorize page (default the marketplace's)")
+	fs.StringVar(&a.TokenURL, "token-url", a.TokenURL, "OAuth token endpoint (default <base-url>/oauth/token)")
+	fs.StringVar(&a.CompanyID, "company-id", a.CompanyID, "agency company id (auth agency)")
+	fs.Var(listFlag{&a.Scopes}, "scopes", "optional scopes requested on top of contacts.readonly, comma-separated")
 }
 
 func defaultConfig() Config {
@@ -125,6 +165,7 @@ func registerRunFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.RateInterval, "rate-interval", c.RateInterval, "rate limit interval")
 	fs.Var(listFlag{&c.Children}, "children", "child resources to fetch per contact: tasks,notes,appointments (empty for none)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	registerAuthFlags(fs, &c.Auth)
 }
 
 func (c *Config) validate() error {

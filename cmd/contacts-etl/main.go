@@ -37,6 +37,8 @@ var commands = map[string]command{
 	"run":      {"export contacts and their children into the warehouse", cmdRun},
 	"demo":     {"start the built-in simulator and export from it into ./warehouse.duckdb", cmdDemo},
 	"simulate": {"serve the Contacts API simulator on a loopback address", cmdSimulate},
+	"auth":     {"log in with OAuth (auth login) and store the tokens", cmdAuth},
+	"check":    {"test the connection: tokens, scopes, location access, rate-limit headroom", cmdCheck},
 }
 
 func main() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/contacts-etl/contacts-etl/extract"
+	"github.com/contacts-etl/contacts-etl/extract/auth"
 	"github.com/contacts-etl/contacts-etl/load"
 	"github.com/contacts-etl/contacts-etl/transform"
 )
@@ -87,19 +89,39 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // tokenSources returns a token source per configured location.
 func tokenSources(ctx context.Context, cfg Config) (map[string]oauth2.TokenSource, error) {
+	out := map[string]oauth2.TokenSource{}
 	switch cfg.Auth.Type {
 	case "static":
-		tok, err := secret(cfg.Auth.StaticTokenEnv, cfg.Auth.StaticTokenFile)
+		src, err := auth.Static(cfg.Auth.StaticTokenEnv, cfg.Auth.StaticTokenFile)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("static token: %w", err)}
 		}
-		out := map[string]oauth2.TokenSource{}
 		for _, l := range cfg.Locations {
-			out[l] = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok, TokenType: "Bearer"})
+			out[l] = src
+		}
+		return out, nil
+	case "oauth", "agency":
+		st, opt, err := authStore(cfg)
+		if err != nil {
+			return nil, err
+		}
+		var company *auth.Source
+		if cfg.Auth.Type == "agency" {
+			if cfg.Auth.CompanyID == "" {
+				return nil, usageError{errors.New("auth agency needs company_id")}
+			}
+			company = auth.NewSource(st, auth.CompanyKey, opt)
+		}
+		for _, l := range cfg.Locations {
+			if company != nil {
+				out[l] = auth.NewAgencySource(st, company, cfg.Auth.CompanyID, l, strings.TrimRight(cfg.BaseURL, "/")+"/oauth/locationToken", auth.Options{HTTPClient: opt.HTTPClient})
+			} else {
+				out[l] = auth.NewSource(st, l, opt)
+			}
 		}
 		return out, nil
 	}
-	return nil, usageError{fmt.Errorf("auth type %q is not supported (want static)", cfg.Auth.Type)}
+	return nil, usageError{fmt.Errorf("auth type %q is not supported (want oauth, agency or static)", cfg.Auth.Type)}
 }
 
 // secret reads a secret from an environment variable or, failing that, a file.

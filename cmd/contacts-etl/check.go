@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/contacts-etl/contacts-etl/extract/api"
+	"github.com/contacts-etl/contacts-etl/extract/auth"
+)
+
+// errCheckFailed is returned by check when the run would miss something.
+var errCheckFailed = errors.New("check failed: the run would not get everything it needs")
+
+func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	version := api.VersionContacts
+	cfg, err := parseRunFlags("check", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&version, "api-version", version, "Version header to send (the exporter pins 2021-07-28)")
+	})
+	if err == flag.ErrHelp {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return usageError{err}
+	}
+	sources, err := tokenSources(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	base := strings.TrimRight(cfg.BaseURL, "/")
+	ok := true
+	for _, loc := range cfg.Locations {
+		c := &checker{ctx: ctx, w: stdout, cfg: cfg, loc: loc, base: base, version: version, src: sources[loc]}
+		ok = c.run() && ok
+	}
+	if !ok {
+		return errCheckFailed
+	}
+	fmt.Fprintln(stdout, "all checks passed")
+	return nil
+}
+
+type checker struct {
+	ctx                context.Context
+	w                  io.Writer
+	cfg                Config
+	loc, base, version string
+	src                oauth2.TokenSource
+}
+
+func (c *checker) say(ok bool, what, format string, a ...any) bool {
+	mark := "ok  "
+	if !ok {
+		mark = "FAIL"
+	}
+	fmt.Fprintf(c.w, "%s %-9s %-12s %s\n", mark, c.loc, what, fmt.Sprintf(format, a...))
+	return ok
+}
+
+func (c *checker) login() string {
+	if c.cfg.Auth.Type == "agency" {
+		return "contacts-etl auth login --user-type Company"
+	}
+	return "contacts-etl auth login --location " + c.loc
+}
+
+func (c *checker) run() bool {
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
+	defer cancel()
+	var tok *oauth2.Token
+	var err error
+	if cs, ok := c.src.(interface {
+		TokenContext(context.Context) (*oauth2.Token, error)
+	}); ok {
+		tok, err = cs.TokenContext(ctx)
+	} else {
+		tok, err = c.src.Token()
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, auth.ErrNoToken):
+			return c.say(false, "token", "no token stored: run `%s`", c.login())
+		case errors.Is(err, auth.ErrReauth):
+			return c.say(false, "token", "the refresh token is expired, revoked or already used (%v): run `%s`", err, c.login())
+		default:
+			return c.say(false, "token", "cannot get a token: %v (is the token endpoint reachable?)", err)
+		}
+	}
+	ok := true
+	var granted []string
+	if as, isAuth := c.src.(*auth.Source); isAuth {
+		if t, err := as.Current(); err == nil {
+			granted = t.Scopes
+		}
+	}
+	if tok.Expiry.IsZero() {
+		c.say(true, "token", "static token, does not expire")
+	} else {
+		c.say(true, "token", "valid until %s", tok.Expiry.Local().Format(time.RFC3339))
+	}
+	needed := neededScopes(c.cfg)
+	if granted != nil {
+		var missing []string
+		for _, s := range needed {
+			if !slices.Contains(granted, s) {
+				missing = append(missing, s)
+			}
+		}
+		if len(missing) > 0 {
+			ok = c.say(false, "scopes", "granted %v, needed %v: missing %v; run `%s --scopes %s`", granted, needed, missing, c.login(), strings.Join(needed[1:], ","))
+		} else {
+			c.say(true, "scopes", "granted %v, needed %v", granted, needed)
+		}
+	}
+	hc := &http.Client{Transport: auth.NewTransport(c.src, newTransport(2)), Timeout: 30 * time.Second}
+	body, _ := json.Marshal(map[string]any{"locationId": c.loc, "pageLimit": 1})
+	b, pass := c.probe(ctx, hc, "contacts", http.MethodPost, "/contacts/search", body)
+	ok = ok && pass
+	if !pass {
+		return false
+	}
+	var sr struct {
+		Contacts []struct {
+			ID string `json:"id"`
+		} `json:"contacts"`
+	}
+	_ = json.Unmarshal(b, &sr)
+	for _, child := range c.cfg.Children {
+		if len(sr.Contacts) == 0 {
+			c.say(true, child, "not probed: the location has no contacts")
+			continue
+		}
+		_, pass := c.probe(ctx, hc, child, http.MethodGet, "/contacts/"+url.PathEscape(sr.Contacts[0].ID)+"/"+child, nil)
+		ok = ok && pass
+	}
+	return ok
+}
+
+// probe makes one authorized request and reports it on one line.
+func (c *checker) probe(ctx context.Context, hc *http.Client, what, method, path string, body []byte) ([]byte, bool) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, c.say(false, what, "%v", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Version", c.version)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		if errors.Is(err, auth.ErrReauth) {
+			return nil, c.say(false, what, "the refresh token is expired, revoked or already used: run `%s`", c.login())
+		}
+		return nil, c.say(false, what, "cannot reach %s: %v", hostOf(c.base), err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var eb api.ErrorBody
+	_ = json.Unmarshal(b, &eb)
+	msg := eb.Text()
+	switch {
+	case resp.StatusCode/100 == 2:
+		return b, c.say(true, what, "%s %s: %d; %s", method, path, resp.StatusCode, headroom(resp.Header))
+	case resp.StatusCode == http.StatusUnauthorized && strings.Contains(strings.ToLower(msg), "scope"):
+		return nil, c.say(false, what, "missing scope: the token may not read %s (%s); run `%s --scopes ...` with the scopes it needs", what, msg, c.login())
+	case resp.StatusCode == http.StatusUnauthorized:
+		return nil, c.say(false, what, "token rejected (%s): run `%s`", msg, c.login())
+	case resp.StatusCode == http.StatusForbidden:
+		return nil, c.say(false, what, "no access to location %s (%s): log in to it, or remove it from the config", c.loc, msg)
+	case strings.Contains(strings.ToLower(msg), "version") || (resp.StatusCode == http.StatusNotFound && c.version != api.VersionContacts):
+		return nil, c.say(false, what, "wrong Version header %q (%s): the exporter speaks %s", c.version, msg, api.VersionContacts)
+	}
+	return nil, c.say(false, what, "%s %s: %d %s (trace %s)", method, path, resp.StatusCode, msg, eb.TraceID)
+}
+
+func headroom(h http.Header) string {
+	if h.Get("X-RateLimit-Max") == "" {
+		return "no rate-limit headers"
+	}
+	return fmt.Sprintf("rate limit %s/%s left per %s ms, daily %s/%s left",
+		h.Get("X-RateLimit-Remaining"), h.Get("X-RateLimit-Max"), h.Get("X-RateLimit-Interval-Milliseconds"),
+		h.Get("X-RateLimit-Daily-Remaining"), h.Get("X-RateLimit-Limit-Daily"))
+}
+
+func hostOf(base string) string {
+	if u, err := url.Parse(base); err == nil {
+		return u.Host
+	}
+	return base
+}
