@@ -90,6 +90,7 @@ type Client struct {
 	maxRetries  int
 	retryBudget *RetryBudget
 	stats       *Counters
+	limits      limitsBox
 	sleep       func(context.Context, time.Duration) error
 }
 
@@ -211,6 +212,7 @@ func (c *Client) once(ctx context.Context, method, rawURL, path string, payload 
 	defer resp.Body.Close()
 	c.gov.Observe(resp.StatusCode, resp.Header)
 	c.stats.observeDaily(resp.Header)
+	c.limits.observe(resp.Header)
 	b, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
 		if ctx.Err() == nil {

@@ -54,26 +54,8 @@ type pageKey struct {
 // dateUpdated ascending, and calls fn for each non-empty page in order. It
 // stops at the first short page, at an empty page, or when fn errs.
 func (c *Client) SearchContacts(ctx context.Context, q Query, fn func(Page) error) error {
-	limit := q.PageLimit
-	if limit <= 0 || limit > MaxPageLimit {
-		limit = DefaultPageLimit
-	}
-	req := api.SearchRequest{
-		LocationID:  c.location,
-		PageLimit:   limit,
-		Sort:        []api.Sort{{Field: "dateUpdated", Direction: "asc"}},
-		SearchAfter: q.After,
-	}
-	if !q.UpdatedSince.IsZero() || !q.UpdatedUntil.IsZero() {
-		var r api.Range
-		if !q.UpdatedSince.IsZero() {
-			r.GTE = q.UpdatedSince.UTC().Format(time.RFC3339Nano)
-		}
-		if !q.UpdatedUntil.IsZero() {
-			r.LT = q.UpdatedUntil.UTC().Format(time.RFC3339Nano)
-		}
-		req.Filters = []api.Filter{{Field: "dateUpdated", Operator: "range", Value: r}}
-	}
+	req := searchRequest(c.location, q)
+	limit := req.PageLimit
 	for n := 1; ; n++ {
 		page, err := c.searchPage(ctx, req, n)
 		if err != nil {
@@ -93,6 +75,30 @@ func (c *Client) SearchContacts(ctx context.Context, q Query, fn func(Page) erro
 		}
 		req.SearchAfter = page.Cursor
 	}
+}
+
+func searchRequest(location string, q Query) api.SearchRequest {
+	limit := q.PageLimit
+	if limit <= 0 || limit > MaxPageLimit {
+		limit = DefaultPageLimit
+	}
+	req := api.SearchRequest{
+		LocationID:  location,
+		PageLimit:   limit,
+		Sort:        []api.Sort{{Field: "dateUpdated", Direction: "asc"}},
+		SearchAfter: q.After,
+	}
+	if !q.UpdatedSince.IsZero() || !q.UpdatedUntil.IsZero() {
+		var r api.Range
+		if !q.UpdatedSince.IsZero() {
+			r.GTE = q.UpdatedSince.UTC().Format(time.RFC3339Nano)
+		}
+		if !q.UpdatedUntil.IsZero() {
+			r.LT = q.UpdatedUntil.UTC().Format(time.RFC3339Nano)
+		}
+		req.Filters = []api.Filter{{Field: "dateUpdated", Operator: "range", Value: r}}
+	}
+	return req
 }
 
 // searchPage fetches and splits one page. A body that does not decode is
