@@ -58,7 +58,7 @@ type Auth struct {
 
 // Defaults of Auth.
 const (
-	defaultAuthorizeURL = "https://marketplace.gohighlevel.com/oauth/chooselocation"
+	defaultAuthorizeURL = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation"
 	defaultRedirectURL  = "http://127.0.0.1:8765/callback"
 )
 
