@@ -2,6 +2,7 @@ package extract
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,6 +25,9 @@ type StreamOptions struct {
 	Children    []string // child resources to fetch per contact; nil: none
 	// Skip, if set, says a contact's children need not be fetched.
 	Skip func(contactID string) bool
+	// Unchanged, if set, says a contact (raw, as search returned it) is
+	// already stored as it is: neither it nor its children are sent.
+	Unchanged func(contactID string, raw json.RawMessage) bool
 }
 
 // Stream pages through the location's contacts and sends, for each page, the
@@ -71,17 +75,22 @@ func Stream(ctx context.Context, c *Client, opt StreamOptions, out chan<- api.Re
 }
 
 func fanOut(ctx context.Context, c *Client, opt StreamOptions, p Page, out chan<- api.Record) error {
-	for _, raw := range p.Contacts {
+	fetch := make([]string, 0, len(p.IDs))
+	for i, raw := range p.Contacts {
+		id := p.IDs[i]
+		if id != "" && opt.Unchanged != nil && opt.Unchanged(id, raw) {
+			continue
+		}
+		if id != "" && (opt.Skip == nil || !opt.Skip(id)) {
+			fetch = append(fetch, id)
+		}
 		if err := send(ctx, out, api.Record{Resource: api.ResourceContacts, LocationID: c.location, Raw: raw}); err != nil {
 			return err
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opt.Concurrency)
-	for _, id := range p.IDs {
-		if id == "" || (opt.Skip != nil && opt.Skip(id)) {
-			continue
-		}
+	for _, id := range fetch {
 		for _, res := range opt.Children {
 			g.Go(func() error { return fetchChildren(gctx, c, id, res, out) })
 		}
@@ -90,7 +99,7 @@ func fanOut(ctx context.Context, c *Client, opt StreamOptions, p Page, out chan<
 		return fmt.Errorf("page %d: %w", p.Number, err)
 	}
 	return send(ctx, out, api.Record{Mark: &api.Mark{
-		LocationID: c.location, Resource: api.ResourceContacts, Cursor: p.Cursor, Contacts: len(p.Contacts),
+		LocationID: c.location, Resource: api.ResourceContacts, Cursor: p.Cursor, Contacts: len(p.Contacts), IDs: fetch,
 	}})
 }
 

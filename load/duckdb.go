@@ -161,7 +161,7 @@ func (d *DuckDB) Commit(ctx context.Context, c *Commit) error {
 				ts.Deleted += n
 				stats.Tables[del.Table] = ts
 			}
-			return writeState(ctx, conn, c.Watermarks, c.Windows)
+			return writeState(ctx, conn, c)
 		})
 	})
 	if err != nil {
@@ -301,85 +301,6 @@ func (d *DuckDB) load(ctx context.Context, c *sql.Conn, t whsql.Table, recs []ar
 		return ts, fmt.Errorf("drop staging: %w", err)
 	}
 	return ts, nil
-}
-
-func softDelete(ctx context.Context, c *sql.Conn, del Delete) (int64, error) {
-	if len(del.IDs) == 0 {
-		return 0, nil
-	}
-	t, _ := whsql.ByName(del.Table)
-	ids, err := json.Marshal(del.IDs)
-	if err != nil {
-		return 0, err
-	}
-	idCol := t.Key[len(t.Key)-1]
-	return execN(ctx, c, fmt.Sprintf(`UPDATE %s SET %s = ? WHERE %s = ? AND %s IN (SELECT unnest(from_json(?::JSON, '["VARCHAR"]')))`,
-		t.Name, quote(whsql.ColDeletedAt), quote(whsql.ColSource), quote(idCol)),
-		del.At.UTC(), del.Source, string(ids))
-}
-
-func writeState(ctx context.Context, c *sql.Conn, wms []Watermark, wins []Window) error {
-	now := time.Now().UTC()
-	for _, w := range wms {
-		if err := exec(ctx, c, `DELETE FROM watermarks WHERE source = ? AND location_id = ? AND resource = ?`,
-			w.Source, w.LocationID, w.Resource); err != nil {
-			return fmt.Errorf("watermark: %w", err)
-		}
-		if err := exec(ctx, c, `INSERT INTO watermarks VALUES (?, ?, ?, ?, ?)`,
-			w.Source, w.LocationID, w.Resource, w.Value.UTC(), now); err != nil {
-			return fmt.Errorf("watermark: %w", err)
-		}
-	}
-	for _, w := range wins {
-		if err := exec(ctx, c, `DELETE FROM windows WHERE source = ? AND location_id = ? AND resource = ? AND window_start = ?`,
-			w.Source, w.LocationID, w.Resource, w.Start.UTC()); err != nil {
-			return fmt.Errorf("window: %w", err)
-		}
-		if err := exec(ctx, c, `INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			w.Source, w.LocationID, w.Resource, w.Start.UTC(), w.End.UTC(), w.Status, nullString(w.Cursor), w.RunID, now); err != nil {
-			return fmt.Errorf("window %s/%s/%s %s: %w", w.Source, w.LocationID, w.Resource, w.Start.UTC().Format(time.RFC3339), err)
-		}
-	}
-	return nil
-}
-
-func readState(ctx context.Context, c *sql.Conn, source string) (*State, error) {
-	st := &State{}
-	rows, err := c.QueryContext(ctx, `SELECT source, location_id, resource, value FROM watermarks
-		WHERE source = ? ORDER BY location_id, resource`, source)
-	if err != nil {
-		return nil, fmt.Errorf("read watermarks: %w", err)
-	}
-	for rows.Next() {
-		var w Watermark
-		if err := rows.Scan(&w.Source, &w.LocationID, &w.Resource, &w.Value); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read watermarks: %w", err)
-		}
-		w.Value = w.Value.UTC()
-		st.Watermarks = append(st.Watermarks, w)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("read watermarks: %w", err)
-	}
-	rows, err = c.QueryContext(ctx, `SELECT source, location_id, resource, window_start, window_end, status,
-		coalesce(cursor, ''), run_id FROM windows WHERE source = ? ORDER BY location_id, resource, window_start`, source)
-	if err != nil {
-		return nil, fmt.Errorf("read windows: %w", err)
-	}
-	for rows.Next() {
-		var w Window
-		if err := rows.Scan(&w.Source, &w.LocationID, &w.Resource, &w.Start, &w.End, &w.Status, &w.Cursor, &w.RunID); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read windows: %w", err)
-		}
-		w.Start, w.End = w.Start.UTC(), w.End.UTC()
-		st.Windows = append(st.Windows, w)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("read windows: %w", err)
-	}
-	return st, nil
 }
 
 // inTx runs fn between BEGIN and COMMIT on c, rolling back if fn fails.

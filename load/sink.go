@@ -55,6 +55,30 @@ type Commit struct {
 	Deletes    []Delete
 	Watermarks []Watermark
 	Windows    []Window
+	// Swept records, per contact, when its children were last read in
+	// full (by a window's fan-out or by the rolling sweep).
+	Swept []Swept
+	// Reconciled records id-only reconciliations of a location.
+	Reconciled []Reconcile
+}
+
+// Swept says the children of ContactIDs were all read at At.
+type Swept struct {
+	Source     string
+	LocationID string
+	ContactIDs []string
+	At         time.Time
+	RunID      string
+}
+
+// Reconcile is one id-only reconciliation of a location: Listed contacts
+// were live upstream at At, Deleted were soft-deleted for having vanished.
+type Reconcile struct {
+	Source          string
+	LocationID      string
+	At              time.Time
+	RunID           string
+	Listed, Deleted int
 }
 
 // Delete marks the rows of Table (one of the data tables) whose key is
@@ -65,6 +89,9 @@ type Delete struct {
 	Source string
 	IDs    []string
 	At     time.Time
+	// ByContact matches IDs against the table's contact_id column instead
+	// of its key: the children of deleted contacts.
+	ByContact bool
 }
 
 // CommitStats counts what one Commit did, per table name.
@@ -94,7 +121,8 @@ type Watermark struct {
 // Window is an entry of the ledger: a half-open interval [Start, End) of
 // dateUpdated for one (source, location, resource). Status is "open" while a
 // window is being fetched (Cursor then holds the last committed page's
-// cursor as JSON) and "done" once all of it is committed.
+// cursor as JSON) and "done" once all of it is committed. Kind says who
+// opened it: "run" (incremental), "backfill", or "" (unspecified).
 type Window struct {
 	Source     string
 	LocationID string
@@ -103,6 +131,7 @@ type Window struct {
 	Status     string
 	Cursor     string
 	RunID      string
+	Kind       string
 }
 
 // State is what earlier runs committed for one source.

@@ -51,3 +51,27 @@ CREATE TABLE IF NOT EXISTS windows (
     updated_at          TIMESTAMPTZ NOT NULL,
     CHECK (window_start < window_end)
 );
+
+-- Who opened a window: 'run' (incremental) or 'backfill'. Added after
+-- version 1's first release, hence the ALTER.
+ALTER TABLE windows ADD COLUMN IF NOT EXISTS kind VARCHAR;
+
+-- Rolling sweep ledger: when the children of each contact were last read
+-- in full, keyed by (source, location_id, contact_id).
+CREATE TABLE IF NOT EXISTS sweeps (
+    source              VARCHAR NOT NULL,
+    location_id         VARCHAR NOT NULL,
+    contact_id          VARCHAR NOT NULL,
+    swept_at            TIMESTAMPTZ NOT NULL,
+    run_id              VARCHAR NOT NULL
+);
+
+-- Id-only reconciliations (deletes), one row per location and pass.
+CREATE TABLE IF NOT EXISTS reconciles (
+    source              VARCHAR NOT NULL,
+    location_id         VARCHAR NOT NULL,
+    reconciled_at       TIMESTAMPTZ NOT NULL,
+    run_id              VARCHAR NOT NULL,
+    listed              BIGINT NOT NULL,
+    deleted             BIGINT NOT NULL
+);

@@ -36,6 +36,7 @@ type Config struct {
 	RateInterval    time.Duration `yaml:"rate_interval"`
 	Children        []string      `yaml:"children"`
 	LogLevel        string        `yaml:"log_level"`
+	Incremental     Incremental   `yaml:"incremental"`
 }
 
 // Auth says how requests are authorised. Secrets are read from the named
@@ -109,6 +110,7 @@ func defaultConfig() Config {
 	c.RateInterval = extract.DefaultRateInterval
 	c.Children = append([]string(nil), extract.ChildResources...)
 	c.LogLevel = "info"
+	c.Incremental = defaultIncremental()
 	return c
 }
 
@@ -165,6 +167,7 @@ func registerRunFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.RateInterval, "rate-interval", c.RateInterval, "rate limit interval")
 	fs.Var(listFlag{&c.Children}, "children", "child resources to fetch per contact: tasks,notes,appointments (empty for none)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	registerIncrementalFlags(fs, &c.Incremental)
 	registerAuthFlags(fs, &c.Auth)
 }
 
@@ -197,6 +200,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := time.LoadLocation(c.NaiveTimeZone); err != nil {
 		errs = append(errs, fmt.Errorf("naive time zone: %w", err))
+	}
+	if err := c.Incremental.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -37,6 +37,8 @@ var commands = map[string]command{
 	"run":      {"export contacts and their children into the warehouse", cmdRun},
 	"demo":     {"start the built-in simulator and export from it into ./warehouse.duckdb", cmdDemo},
 	"simulate": {"serve the Contacts API simulator on a loopback address", cmdSimulate},
+	"backfill": {"fill a range of dateUpdated from the command line, window by window", cmdBackfill},
+	"status":   {"show the watermark, windows, gaps, rejects and sweep progress per location", cmdStatus},
 	"auth":     {"log in with OAuth (auth login) and store the tokens", cmdAuth},
 	"check":    {"test the connection: tokens, scopes, location access, rate-limit headroom", cmdCheck},
 }
@@ -71,6 +73,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	switch {
 	case errors.As(err, &ue):
 		return exitUsage
+	case errors.Is(err, errLocked):
+		return exitLocked
 	}
 	return exitFailed
 }

@@ -143,6 +143,11 @@ func secret(env, file string) (string, error) {
 
 // export runs one job over the configured locations.
 func export(ctx context.Context, cfg Config, command string, sources map[string]oauth2.TokenSource, log *slog.Logger) (result, error) {
+	unlock, err := lockWarehouse(ctx, cfg, cfg.Incremental.Wait)
+	if err != nil {
+		return result{}, err
+	}
+	defer unlock()
 	zone, _ := time.LoadLocation(cfg.NaiveTimeZone)
 	base := newTransport(cfg.Concurrency * cfg.LocationWorkers)
 	j := &job{
@@ -150,6 +155,7 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 		workers:    cfg.LocationWorkers,
 		commitRows: cfg.CommitRows,
 		log:        log,
+		plan:       cfg.Incremental.plan(),
 		stream: extract.StreamOptions{
 			Query:       extract.Query{PageLimit: cfg.PageLimit},
 			Concurrency: cfg.Concurrency,

@@ -28,4 +28,7 @@ type Mark struct {
 	Cursor     []any // searchAfter of the page's last contact; nil when the location is done
 	Contacts   int   // contacts on the page
 	Done       bool  // the location's stream is complete
+	// IDs lists the contacts whose children were read in full before this
+	// mark (the page's changed contacts, or a sweep's slice).
+	IDs []string
 }

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"time"
+)
+
+// Defaults of Incremental.
+const (
+	defaultLookback       = 10 * time.Minute
+	defaultSweepRuns      = 24
+	defaultReconcileEvery = 0 // every run: one request per 500 contacts
+	defaultBackfillWindow = 7 * 24 * time.Hour
+)
+
+// Incremental configures what a scheduled run reads besides new data.
+type Incremental struct {
+	// Lookback is re-read before the watermark: the search lags by seconds
+	// and source clocks drift.
+	Lookback time.Duration `yaml:"lookback"`
+	// SweepRuns: the children of every unchanged contact are re-read once
+	// every SweepRuns runs, a slice each run (0 = no sweep).
+	SweepRuns int `yaml:"sweep_runs"`
+	// ReconcileEvery is the cadence of the id-only reconciliation that finds
+	// deletes (0 = every run, negative = never).
+	ReconcileEvery time.Duration `yaml:"reconcile_every"`
+	// Wait for another run's lock instead of exiting with code 4.
+	Wait bool `yaml:"wait"`
+	// Full reads every contact in the windows and its children even when the
+	// warehouse already has it at the same dateUpdated.
+	Full bool `yaml:"full"`
+
+	backfill       bool
+	from, to       time.Time
+	backfillWindow time.Duration
+	redo           bool
+}
+
+func defaultIncremental() Incremental {
+	return Incremental{Lookback: defaultLookback, SweepRuns: defaultSweepRuns, ReconcileEvery: defaultReconcileEvery,
+		backfillWindow: defaultBackfillWindow}
+}
+
+func registerIncrementalFlags(fs *flag.FlagSet, c *Incremental) {
+	fs.DurationVar(&c.Lookback, "lookback", c.Lookback, "re-read this much before the watermark (search lag, clock skew)")
+	fs.IntVar(&c.SweepRuns, "sweep-runs", c.SweepRuns, "re-read the children of all unchanged contacts once every N runs, a slice per run (0: no sweep)")
+	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", c.ReconcileEvery, "cadence of the id-only reconciliation that finds deletes (0: every run, negative: never)")
+	fs.BoolVar(&c.Wait, "wait", c.Wait, "wait for another run holding the warehouse instead of exiting with code 4")
+	fs.BoolVar(&c.Full, "full", c.Full, "re-read contacts and children the warehouse already has at the same dateUpdated")
+}
+
+func (c Incremental) validate() error {
+	var errs []error
+	if c.Lookback < 0 {
+		errs = append(errs, errors.New("lookback must not be negative"))
+	}
+	if c.SweepRuns < 0 {
+		errs = append(errs, errors.New("sweep runs must not be negative"))
+	}
+	if c.backfill {
+		if c.from.IsZero() || c.to.IsZero() || !c.from.Before(c.to) {
+			errs = append(errs, errors.New("backfill needs --from before --to"))
+		}
+		if c.backfillWindow <= 0 {
+			errs = append(errs, errors.New("backfill window must be positive"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c Incremental) plan() planOptions {
+	return planOptions{Backfill: c.backfill, From: c.from.UTC(), To: c.to.UTC(), Window: c.backfillWindow, Redo: c.redo,
+		Full: c.Full, Lookback: c.Lookback, SweepRuns: c.SweepRuns, ReconcileEvery: c.ReconcileEvery}
+}

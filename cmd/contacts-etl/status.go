@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/contacts-etl/contacts-etl/load"
+)
+
+// statusReader is what `status` needs of a sink.
+type statusReader interface {
+	Status(ctx context.Context, source string) (*load.Status, error)
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseRunFlags("status", args, stderr, nil)
+	if err == flag.ErrHelp {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	sink, err := newSink(cfg)
+	if err != nil {
+		return err
+	}
+	defer sink.Close(context.WithoutCancel(ctx))
+	sr, ok := sink.(statusReader)
+	if !ok {
+		return usageError{fmt.Errorf("status is not supported for warehouse type %s", cfg.Warehouse.Type)}
+	}
+	st, err := sr.Status(ctx, cfg.Source)
+	if err != nil {
+		return err
+	}
+	printStatus(stdout, cfg, st)
+	return nil
+}
+
+func printStatus(w io.Writer, cfg Config, st *load.Status) {
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "warehouse  %s  source %s\n", cfg.Warehouse.Path, cfg.Source)
+	if r := st.LastRun; r != nil {
+		fmt.Fprintf(w, "last run   %s %s %s started %s ended %s requests %d\n", r.ID, r.Command, r.Outcome, ts(r.StartedAt), ts(r.EndedAt), r.Requests)
+	} else {
+		fmt.Fprintln(w, "last run   none")
+	}
+	for _, l := range st.Locations {
+		fmt.Fprintf(w, "\nlocation %s / contacts (children follow their contacts)\n", l.LocationID)
+		fmt.Fprintf(w, "  watermark      %s\n", ts(l.Watermark))
+		var done, open int
+		for _, win := range l.Windows {
+			if win.Status == "done" {
+				done++
+			} else {
+				open++
+			}
+		}
+		fmt.Fprintf(w, "  windows        %d done, %d open\n", done, open)
+		for _, win := range l.Windows {
+			if win.Status == "open" {
+				fmt.Fprintf(w, "    open  [%s, %s) %s cursor %s (run %s)\n", ts(win.Start), ts(win.End), win.Kind, win.Cursor, win.RunID)
+			}
+		}
+		cov, gaps := coverage(l.Windows)
+		for _, c := range cov {
+			fmt.Fprintf(w, "    committed [%s, %s)\n", ts(c[0]), ts(c[1]))
+		}
+		for _, g := range gaps {
+			fmt.Fprintf(w, "    gap       [%s, %s)\n", ts(g[0]), ts(g[1]))
+		}
+		fmt.Fprintf(w, "  rejects        %d\n", l.Rejects)
+		fmt.Fprintf(w, "  contacts       %d live, %d deleted; last reconciled %s\n", l.Live, l.Deleted, ts(l.LastReconcile))
+		pct := 0.0
+		if l.Live > 0 {
+			pct = 100 * float64(l.Swept) / float64(l.Live)
+		}
+		fmt.Fprintf(w, "  sweep          %d of %d live contacts swept (%.0f%%), least recent %s, all every %d runs\n",
+			l.Swept, l.Live, pct, ts(l.OldestSweep), cfg.Incremental.SweepRuns)
+	}
+}
+
+// coverage merges the done windows into disjoint committed intervals and
+// returns them with the gaps between them.
+func coverage(ws []load.Window) (cov, gaps [][2]time.Time) {
+	var done [][2]time.Time
+	for _, w := range ws {
+		if w.Status == "done" {
+			done = append(done, [2]time.Time{w.Start, w.End})
+		}
+	}
+	slices.SortFunc(done, func(a, b [2]time.Time) int { return a[0].Compare(b[0]) })
+	for _, d := range done {
+		if n := len(cov); n > 0 && !d[0].After(cov[n-1][1]) {
+			cov[n-1][1] = maxTime(cov[n-1][1], d[1])
+			continue
+		}
+		if n := len(cov); n > 0 {
+			gaps = append(gaps, [2]time.Time{cov[n-1][1], d[0]})
+		}
+		cov = append(cov, d)
+	}
+	return cov, gaps
+}

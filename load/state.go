@@ -1,0 +1,204 @@
+package load
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	whsql "github.com/contacts-etl/contacts-etl/sql"
+)
+
+// DebugCommitDelayEnv names an environment variable holding a duration the
+// DuckDB sink sleeps inside each commit's transaction, after the data is
+// merged and before the state is written. Crash tests set it to widen the
+// window in which a kill lands mid-commit. Never set it in production.
+const DebugCommitDelayEnv = "CONTACTS_ETL_DEBUG_COMMIT_DELAY"
+
+func softDelete(ctx context.Context, c *sql.Conn, del Delete) (int64, error) {
+	if len(del.IDs) == 0 {
+		return 0, nil
+	}
+	t, _ := whsql.ByName(del.Table)
+	ids, err := json.Marshal(del.IDs)
+	if err != nil {
+		return 0, err
+	}
+	idCol := t.Key[len(t.Key)-1]
+	if del.ByContact {
+		idCol = "contact_id"
+	}
+	return execN(ctx, c, fmt.Sprintf(`UPDATE %s SET %s = ? WHERE %s = ? AND %s IS NULL AND %s IN (SELECT unnest(from_json(?::JSON, '["VARCHAR"]')))`,
+		t.Name, quote(whsql.ColDeletedAt), quote(whsql.ColSource), quote(whsql.ColDeletedAt), quote(idCol)),
+		del.At.UTC(), del.Source, string(ids))
+}
+
+func writeState(ctx context.Context, c *sql.Conn, cm *Commit) error {
+	if d, err := time.ParseDuration(os.Getenv(DebugCommitDelayEnv)); err == nil && d > 0 {
+		time.Sleep(d)
+	}
+	now := time.Now().UTC()
+	for _, w := range cm.Watermarks {
+		if err := exec(ctx, c, `DELETE FROM watermarks WHERE source = ? AND location_id = ? AND resource = ?`,
+			w.Source, w.LocationID, w.Resource); err != nil {
+			return fmt.Errorf("watermark: %w", err)
+		}
+		if err := exec(ctx, c, `INSERT INTO watermarks VALUES (?, ?, ?, ?, ?)`,
+			w.Source, w.LocationID, w.Resource, w.Value.UTC(), now); err != nil {
+			return fmt.Errorf("watermark: %w", err)
+		}
+	}
+	for _, w := range cm.Windows {
+		if err := exec(ctx, c, `DELETE FROM windows WHERE source = ? AND location_id = ? AND resource = ? AND window_start = ?`,
+			w.Source, w.LocationID, w.Resource, w.Start.UTC()); err != nil {
+			return fmt.Errorf("window: %w", err)
+		}
+		if err := exec(ctx, c, `INSERT INTO windows (source, location_id, resource, window_start, window_end, status, cursor, run_id, updated_at, kind)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			w.Source, w.LocationID, w.Resource, w.Start.UTC(), w.End.UTC(), w.Status, nullString(w.Cursor), w.RunID, now, nullString(w.Kind)); err != nil {
+			return fmt.Errorf("window %s/%s/%s %s: %w", w.Source, w.LocationID, w.Resource, w.Start.UTC().Format(time.RFC3339), err)
+		}
+	}
+	for _, s := range cm.Swept {
+		if len(s.ContactIDs) == 0 {
+			continue
+		}
+		ids, err := json.Marshal(s.ContactIDs)
+		if err != nil {
+			return err
+		}
+		if err := exec(ctx, c, `DELETE FROM sweeps WHERE source = ? AND location_id = ?
+			AND contact_id IN (SELECT unnest(from_json(?::JSON, '["VARCHAR"]')))`, s.Source, s.LocationID, string(ids)); err != nil {
+			return fmt.Errorf("sweeps: %w", err)
+		}
+		if err := exec(ctx, c, `INSERT INTO sweeps SELECT ?::VARCHAR, ?::VARCHAR, id, ?::TIMESTAMPTZ, ?::VARCHAR FROM
+			(SELECT DISTINCT unnest(from_json(?::JSON, '["VARCHAR"]')) AS id)`,
+			s.Source, s.LocationID, s.At.UTC(), s.RunID, string(ids)); err != nil {
+			return fmt.Errorf("sweeps: %w", err)
+		}
+	}
+	for _, r := range cm.Reconciled {
+		if err := exec(ctx, c, `INSERT INTO reconciles VALUES (?, ?, ?, ?, ?, ?)`,
+			r.Source, r.LocationID, r.At.UTC(), r.RunID, r.Listed, r.Deleted); err != nil {
+			return fmt.Errorf("reconciles: %w", err)
+		}
+	}
+	return nil
+}
+
+func readState(ctx context.Context, c *sql.Conn, source string) (*State, error) {
+	st := &State{}
+	rows, err := c.QueryContext(ctx, `SELECT source, location_id, resource, value FROM watermarks
+		WHERE source = ? ORDER BY location_id, resource`, source)
+	if err != nil {
+		return nil, fmt.Errorf("read watermarks: %w", err)
+	}
+	for rows.Next() {
+		var w Watermark
+		if err := rows.Scan(&w.Source, &w.LocationID, &w.Resource, &w.Value); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read watermarks: %w", err)
+		}
+		w.Value = w.Value.UTC()
+		st.Watermarks = append(st.Watermarks, w)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("read watermarks: %w", err)
+	}
+	rows, err = c.QueryContext(ctx, `SELECT source, location_id, resource, window_start, window_end, status,
+		coalesce(cursor, ''), run_id, coalesce(kind, '') FROM windows WHERE source = ? ORDER BY location_id, resource, window_start`, source)
+	if err != nil {
+		return nil, fmt.Errorf("read windows: %w", err)
+	}
+	for rows.Next() {
+		var w Window
+		if err := rows.Scan(&w.Source, &w.LocationID, &w.Resource, &w.Start, &w.End, &w.Status, &w.Cursor, &w.RunID, &w.Kind); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read windows: %w", err)
+		}
+		w.Start, w.End = w.Start.UTC(), w.End.UTC()
+		st.Windows = append(st.Windows, w)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("read windows: %w", err)
+	}
+	return st, nil
+}
+
+// LiveContacts returns the contacts of one location that are in the
+// warehouse and not soft-deleted, with their updated_at in epoch ms (0
+// when unknown).
+func (d *DuckDB) LiveContacts(ctx context.Context, source, location string) (map[string]int64, error) {
+	out := map[string]int64{}
+	err := d.session(ctx, func(c *sql.Conn) error {
+		rows, err := c.QueryContext(ctx, `SELECT contact_id, coalesce(epoch_ms(updated_at), 0) FROM contacts
+			WHERE _source = ? AND _location_id = ? AND _deleted_at IS NULL`, source, location)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var ms int64
+			if err := rows.Scan(&id, &ms); err != nil {
+				return err
+			}
+			out[id] = ms
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("live contacts of %s: %w", location, err)
+	}
+	return out, nil
+}
+
+// SweepCandidates returns up to n live contacts of a location whose
+// children were last read before sweptBefore, longest ago first (never-swept
+// first, then by id), and how many live contacts the location has.
+func (d *DuckDB) SweepCandidates(ctx context.Context, source, location string, n int, sweptBefore time.Time) (ids []string, live int, err error) {
+	err = d.session(ctx, func(c *sql.Conn) error {
+		if err := c.QueryRowContext(ctx, `SELECT count(*) FROM contacts WHERE _source = ? AND _location_id = ? AND _deleted_at IS NULL`,
+			source, location).Scan(&live); err != nil {
+			return err
+		}
+		rows, err := c.QueryContext(ctx, `SELECT k.contact_id FROM contacts k
+			LEFT JOIN sweeps s ON s.source = k._source AND s.location_id = k._location_id AND s.contact_id = k.contact_id
+			WHERE k._source = ? AND k._location_id = ? AND k._deleted_at IS NULL
+			AND (s.swept_at IS NULL OR s.swept_at < ?)
+			ORDER BY s.swept_at NULLS FIRST, k.contact_id LIMIT ?`, source, location, sweptBefore.UTC(), n)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("sweep candidates of %s: %w", location, err)
+	}
+	return ids, live, nil
+}
+
+// LastReconcile returns when the location was last reconciled (zero if
+// never).
+func (d *DuckDB) LastReconcile(ctx context.Context, source, location string) (time.Time, error) {
+	var at sql.NullTime
+	err := d.session(ctx, func(c *sql.Conn) error {
+		return c.QueryRowContext(ctx, `SELECT max(reconciled_at) FROM reconciles WHERE source = ? AND location_id = ?`,
+			source, location).Scan(&at)
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("last reconcile of %s: %w", location, err)
+	}
+	return at.Time.UTC(), nil
+}
