@@ -12,7 +12,7 @@ const SchemaVersion = 1
 
 // DDL names the files of Files that create the tables, in the order they run.
 // Every statement in them is idempotent (CREATE ... IF NOT EXISTS).
-var DDL = []string{"schema.sql", "state.sql"}
+var DDL = []string{"schema.sql", "state.sql", "runstats.sql"}
 
 // Views names the file of Files that (re)creates the analyst views.
 const Views = "views.sql"
