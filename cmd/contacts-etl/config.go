@@ -37,6 +37,12 @@ type Config struct {
 	Children        []string      `yaml:"children"`
 	LogLevel        string        `yaml:"log_level"`
 	Incremental     Incremental   `yaml:"incremental"`
+
+	// Retries per request and per run (0: no run limit), and the part of
+	// each location's daily quota a run leaves unspent ("10%" or a count).
+	MaxRetries   int             `yaml:"max_retries"`
+	RetryBudget  int64           `yaml:"retry_budget"`
+	DailyReserve extract.Reserve `yaml:"daily_reserve"`
 }
 
 // Auth says how requests are authorised. Secrets are read from the named
@@ -108,6 +114,9 @@ func defaultConfig() Config {
 	c.NaiveTimeZone = "UTC"
 	c.RateMax = extract.DefaultRateMax
 	c.RateInterval = extract.DefaultRateInterval
+	c.MaxRetries = extract.DefaultMaxRetries
+	c.RetryBudget = extract.DefaultRetryBudget
+	c.DailyReserve = extract.DefaultReserve
 	c.Children = append([]string(nil), extract.ChildResources...)
 	c.LogLevel = "info"
 	c.Incremental = defaultIncremental()
@@ -165,6 +174,9 @@ func registerRunFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.NaiveTimeZone, "naive-time-zone", c.NaiveTimeZone, "IANA zone for appointment times sent without a zone")
 	fs.IntVar(&c.RateMax, "rate-max", c.RateMax, "requests allowed per rate interval per location (the API's X-RateLimit-Max steers it)")
 	fs.DurationVar(&c.RateInterval, "rate-interval", c.RateInterval, "rate limit interval")
+	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "retries per request (429, 5xx, resets, timeouts, truncated bodies)")
+	fs.Int64Var(&c.RetryBudget, "retry-budget", c.RetryBudget, "retries per run, all locations together (0 = no limit)")
+	fs.Var(&c.DailyReserve, "daily-reserve", "part of each location's daily quota left unspent: a count or a percentage of the daily limit; a run stops (exit 3, partial) before it")
 	fs.Var(listFlag{&c.Children}, "children", "child resources to fetch per contact: tasks,notes,appointments (empty for none)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	registerIncrementalFlags(fs, &c.Incremental)
@@ -173,6 +185,9 @@ func registerRunFlags(fs *flag.FlagSet, c *Config) {
 
 func (c *Config) validate() error {
 	var errs []error
+	if c.MaxRetries < 0 || c.RetryBudget < 0 {
+		errs = append(errs, errors.New("max retries and retry budget must not be negative"))
+	}
 	if c.Source == "" {
 		errs = append(errs, errors.New("source must not be empty"))
 	}

@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/contacts-etl/contacts-etl/extract"
 )
 
 // Exit codes.
@@ -37,6 +39,7 @@ var commands = map[string]command{
 	"run":      {"export contacts and their children into the warehouse", cmdRun},
 	"demo":     {"start the built-in simulator and export from it into ./warehouse.duckdb", cmdDemo},
 	"simulate": {"serve the Contacts API simulator on a loopback address", cmdSimulate},
+	"plan":     {"dry run: per location the windows, estimated requests and time, and whether today's quota covers them", cmdPlan},
 	"backfill": {"fill a range of dateUpdated from the command line, window by window", cmdBackfill},
 	"status":   {"show the watermark, windows, gaps, rejects and sweep progress per location", cmdStatus},
 	"auth":     {"log in with OAuth (auth login) and store the tokens", cmdAuth},
@@ -73,6 +76,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	switch {
 	case errors.As(err, &ue):
 		return exitUsage
+	case errors.Is(err, extract.ErrQuotaReserve):
+		return exitPartial
 	case errors.Is(err, errLocked):
 		return exitLocked
 	}

@@ -94,16 +94,17 @@ func (j *job) execute(ctx context.Context) (res result, err error) {
 	j.counts = transform.Counts{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(j.workers)
+	quota := newQuotaStops()
 	for _, c := range j.clients {
 		g.Go(func() error {
 			if err := j.location(gctx, c, st); err != nil {
-				return fmt.Errorf("location %s: %w", c.Location(), err)
+				return quota.filter(fmt.Errorf("location %s: %w", c.Location(), err), c.Location())
 			}
 			j.log.Info("location done", "location", c.Location())
 			return nil
 		})
 	}
-	err = g.Wait()
+	err = errors.Join(g.Wait(), quota.err())
 
 	res.Rows = j.counts
 	for _, c := range j.clients {
@@ -126,12 +127,19 @@ func (j *job) execute(ctx context.Context) (res result, err error) {
 	}
 	if err != nil {
 		rr.Outcome, rr.Error = "failed", err.Error()
+		if quota.only(err) {
+			rr.Outcome = "partial"
+		}
 	}
 	// Record the outcome even when ctx was cancelled (an interrupt).
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	if ferr := j.sink.Finish(fctx, rr); ferr != nil {
 		err = errors.Join(err, fmt.Errorf("finish run: %w", ferr))
+	} else if lr, ok := j.sink.(load.LocationRecorder); ok {
+		if ferr := lr.RecordLocations(fctx, j.run.ID, locationStats(j.clients, quota.stopped())); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
 	}
 	return res, err
 }
@@ -254,7 +262,13 @@ func (j *job) location(ctx context.Context, c *extract.Client, st *load.State) e
 	err = j.pipe(ctx, cm, func(ctx context.Context, out chan<- api.Record) error {
 		for _, w := range wins {
 			opt := j.stream
-			opt.Query.UpdatedSince, opt.Query.UpdatedUntil, opt.Query.After = w.w.Start, w.w.End, w.after
+			opt.Query.UpdatedSince, opt.Query.After = w.w.Start, w.after
+			if w.w.Kind != kindRun {
+				// A run reads past its window's end: rows a source clock
+				// running ahead dated in our future are merged now, not
+				// after our clock catches up.
+				opt.Query.UpdatedUntil = w.w.End
+			}
 			opt.Unchanged = unchanged(known)
 			if err := extract.Stream(ctx, c, opt, out); err != nil {
 				return fmt.Errorf("window [%s, %s): %w", w.w.Start.Format(time.RFC3339), w.w.End.Format(time.RFC3339), err)
@@ -453,6 +467,7 @@ func (c *committer) flush(ctx context.Context) error {
 	}
 	start := time.Now()
 	c.j.mu.Lock()
+	c.j.log.Debug("commit start", "location", c.loc, "rows", c.covRows)
 	err := c.j.sink.Commit(ctx, cm)
 	if err == nil {
 		c.j.commits++

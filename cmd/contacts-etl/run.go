@@ -163,9 +163,11 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 		},
 	}
 	j.transform = transform.Config{Source: cfg.Source, RunID: j.run.ID, ExtractedAt: j.run.StartedAt, BatchRows: cfg.BatchRows, NaiveZone: zone}
+	retries := extract.NewRetryBudget(cfg.RetryBudget) // shared by every location
 	for _, loc := range cfg.Locations {
 		hc := &http.Client{Transport: &oauth2.Transport{Source: sources[loc], Base: base}, Timeout: extract.DefaultTimeout}
-		c, err := extract.NewClient(cfg.BaseURL, loc, hc, extract.WithGovernor(extract.NewRateGovernor(cfg.RateMax, cfg.RateInterval)))
+		gov := extract.NewRateGovernor(cfg.RateMax, cfg.RateInterval, extract.WithDailyReserve(cfg.DailyReserve))
+		c, err := extract.NewClient(cfg.BaseURL, loc, hc, extract.WithGovernor(gov), extract.WithRetries(cfg.MaxRetries, retries))
 		if err != nil {
 			return result{}, usageError{err}
 		}
