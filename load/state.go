@@ -168,8 +168,8 @@ func (d *DuckDB) SweepCandidates(ctx context.Context, source, location string, n
 		rows, err := c.QueryContext(ctx, `SELECT k.contact_id FROM contacts k
 			LEFT JOIN sweeps s ON s.source = k._source AND s.location_id = k._location_id AND s.contact_id = k.contact_id
 			WHERE k._source = ? AND k._location_id = ? AND k._deleted_at IS NULL
-			AND (s.swept_at IS NULL OR s.swept_at < ?)
-			ORDER BY s.swept_at NULLS FIRST, k.contact_id LIMIT ?`, source, location, sweptBefore.UTC(), n)
+			AND (s.swept_at IS NULL OR epoch_ms(s.swept_at) < ?)
+			ORDER BY s.swept_at NULLS FIRST, k.contact_id LIMIT ?`, source, location, sweptBefore.UnixMilli(), n)
 		if err != nil {
 			return err
 		}

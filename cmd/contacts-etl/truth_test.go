@@ -183,6 +183,31 @@ func truthTables(t *testing.T, srv *sim.Server, locations []string) map[string]m
 	return out
 }
 
+// deletedTruth lists, per table, the ids of deleted contacts and of their
+// children: the warehouse may hold them only soft-deleted (_deleted_at
+// set), or not at all if they were deleted before ever being exported.
+func deletedTruth(srv *sim.Server, locations []string) map[string]map[string]bool {
+	out := map[string]map[string]bool{"contacts": {}, "tasks": {}, "notes": {}, "appointments": {}}
+	for _, loc := range locations {
+		for _, ct := range srv.Truth(loc) {
+			if !ct.Deleted {
+				continue
+			}
+			out["contacts"][ct.Contact.ID] = true
+			for _, k := range ct.Tasks {
+				out["tasks"][k.ID] = true
+			}
+			for _, n := range ct.Notes {
+				out["notes"][n.ID] = true
+			}
+			for _, e := range ct.Events {
+				out["appointments"][e.ID] = true
+			}
+		}
+	}
+	return out
+}
+
 var keyCol = map[string]string{"contacts": "contact_id", "tasks": "task_id", "notes": "note_id", "appointments": "appointment_id"}
 
 // readTable reads every row of a table, keyed by id, values normalised for
@@ -264,6 +289,7 @@ func compareWarehouse(t *testing.T, srv *sim.Server, path, source string, locati
 func compareDB(t *testing.T, srv *sim.Server, db *dsql.DB, source string, locations []string) map[string]int {
 	t.Helper()
 	want := truthTables(t, srv, locations)
+	gone := deletedTruth(srv, locations)
 	counts := map[string]int{}
 	for _, table := range []string{"contacts", "tasks", "notes", "appointments"} {
 		got := readTable(t, db, table, source)
@@ -295,11 +321,20 @@ func compareDB(t *testing.T, srv *sim.Server, db *dsql.DB, source string, locati
 				}
 			}
 		}
-		for id := range got {
-			if _, ok := want[table][id]; !ok {
+		for id, g := range got {
+			if _, ok := want[table][id]; ok {
+				continue
+			}
+			switch {
+			case !gone[table][id]:
 				report("unexpected row %s", id)
+			case g["_deleted_at"] == nil:
+				report("deleted upstream but not soft-deleted: %s", id)
+			default:
+				counts[table+"_deleted"]++
 			}
 		}
+		counts[table] -= counts[table+"_deleted"]
 		if diffs > 10 {
 			t.Errorf("%s: %d differences in all", table, diffs)
 		}
