@@ -94,16 +94,17 @@ func (j *job) execute(ctx context.Context) (res result, err error) {
 	j.counts = transform.Counts{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(j.workers)
+	quota := newQuotaStops()
 	for _, c := range j.clients {
 		g.Go(func() error {
 			if err := j.location(gctx, c, st); err != nil {
-				return fmt.Errorf("location %s: %w", c.Location(), err)
+				return quota.filter(fmt.Errorf("location %s: %w", c.Location(), err), c.Location())
 			}
 			j.log.Info("location done", "location", c.Location())
 			return nil
 		})
 	}
-	err = g.Wait()
+	err = errors.Join(g.Wait(), quota.err())
 
 	res.Rows = j.counts
 	for _, c := range j.clients {
@@ -126,12 +127,19 @@ func (j *job) execute(ctx context.Context) (res result, err error) {
 	}
 	if err != nil {
 		rr.Outcome, rr.Error = "failed", err.Error()
+		if quota.only(err) {
+			rr.Outcome = "partial"
+		}
 	}
 	// Record the outcome even when ctx was cancelled (an interrupt).
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	if ferr := j.sink.Finish(fctx, rr); ferr != nil {
 		err = errors.Join(err, fmt.Errorf("finish run: %w", ferr))
+	} else if lr, ok := j.sink.(load.LocationRecorder); ok {
+		if ferr := lr.RecordLocations(fctx, j.run.ID, locationStats(j.clients, quota.stopped())); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
 	}
 	return res, err
 }
