@@ -18,6 +18,7 @@ import (
 
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/api"
+	"github.com/contacts-etl/contacts-etl/extract/auth"
 )
 
 // reconcilePage is the page size of the id-only reconciliation (a search
@@ -81,7 +82,7 @@ func plan(ctx context.Context, cfg Config, sources map[string]oauth2.TokenSource
 	base := newTransport(len(cfg.Locations))
 	var plans []locationPlan
 	for _, loc := range cfg.Locations {
-		hc := &http.Client{Transport: &oauth2.Transport{Source: sources[loc], Base: base}, Timeout: extract.DefaultTimeout}
+		hc := &http.Client{Transport: auth.NewTransport(sources[loc], base), Timeout: extract.DefaultTimeout}
 		c, err := extract.NewClient(cfg.BaseURL, loc, hc,
 			extract.WithGovernor(extract.NewRateGovernor(cfg.RateMax, cfg.RateInterval)), extract.WithRetries(2, nil))
 		if err != nil {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -124,23 +123,6 @@ func tokenSources(ctx context.Context, cfg Config) (map[string]oauth2.TokenSourc
 	return nil, usageError{fmt.Errorf("auth type %q is not supported (want oauth, agency or static)", cfg.Auth.Type)}
 }
 
-// secret reads a secret from an environment variable or, failing that, a file.
-func secret(env, file string) (string, error) {
-	if v := strings.TrimSpace(os.Getenv(env)); env != "" && v != "" {
-		return v, nil
-	}
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("read secret file: %w", err)
-		}
-		if v := strings.TrimSpace(string(b)); v != "" {
-			return v, nil
-		}
-	}
-	return "", fmt.Errorf("not set: give it in $%s or a file", env)
-}
-
 // export runs one job over the configured locations.
 func export(ctx context.Context, cfg Config, command string, sources map[string]oauth2.TokenSource, log *slog.Logger) (result, error) {
 	unlock, err := lockWarehouse(ctx, cfg, cfg.Incremental.Wait)
@@ -165,7 +147,7 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 	j.transform = transform.Config{Source: cfg.Source, RunID: j.run.ID, ExtractedAt: j.run.StartedAt, BatchRows: cfg.BatchRows, NaiveZone: zone}
 	retries := extract.NewRetryBudget(cfg.RetryBudget) // shared by every location
 	for _, loc := range cfg.Locations {
-		hc := &http.Client{Transport: &oauth2.Transport{Source: sources[loc], Base: base}, Timeout: extract.DefaultTimeout}
+		hc := &http.Client{Transport: auth.NewTransport(sources[loc], base), Timeout: extract.DefaultTimeout}
 		gov := extract.NewRateGovernor(cfg.RateMax, cfg.RateInterval, extract.WithDailyReserve(cfg.DailyReserve))
 		c, err := extract.NewClient(cfg.BaseURL, loc, hc, extract.WithGovernor(gov), extract.WithRetries(cfg.MaxRetries, retries))
 		if err != nil {
