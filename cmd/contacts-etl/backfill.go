@@ -57,14 +57,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := cfg.validate(); err != nil {
 		return usageError{err}
 	}
-	log := newLogger(stderr, cfg.LogLevel)
-	sources, err := tokenSources(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	res, err := export(ctx, cfg, "backfill", sources, log)
-	printSummary(stdout, cfg, res)
-	return err
+	return exportCommand(ctx, cfg, "backfill", stdout, stderr)
 }
 
 func parseWhen(s string) (time.Time, error) {

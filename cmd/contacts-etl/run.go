@@ -76,12 +76,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := cfg.validate(); err != nil {
 		return usageError{err}
 	}
+	return exportCommand(ctx, cfg, "run", stdout, stderr)
+}
+
+// exportCommand authenticates, exports and prints the summary: the body of
+// run and backfill.
+func exportCommand(ctx context.Context, cfg Config, command string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, cfg.LogLevel)
 	sources, err := tokenSources(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	res, err := export(ctx, cfg, "run", sources, log)
+	res, err := export(ctx, cfg, command, sources, log)
 	printSummary(stdout, cfg, res)
 	return err
 }
