@@ -85,9 +85,7 @@ func cmdAuth(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.StringVar(&userType, "user-type", "Location", "Location, or Company for an agency token")
 		fs.DurationVar(&timeout, "timeout", timeout, "how long to wait for the callback")
 	})
-	if err == flag.ErrHelp {
-		return nil
-	} else if err != nil {
+	if err != nil {
 		return err
 	}
 	if userType != "Location" && userType != "Company" {

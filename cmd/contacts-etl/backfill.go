@@ -28,9 +28,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.DurationVar(&window, "window", defaultBackfillWindow, "window size: the unit of the ledger and of resumption")
 		fs.BoolVar(&redo, "redo", false, "re-read windows the ledger already has done")
 	})
-	if err == flag.ErrHelp {
-		return nil
-	} else if err != nil {
+	if err != nil {
 		return err
 	}
 	inc := &cfg.Incremental

@@ -28,9 +28,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg, err := parseRunFlags("check", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&version, "api-version", version, "Version header to send (the exporter pins 2021-07-28)")
 	})
-	if err == flag.ErrHelp {
-		return nil
-	} else if err != nil {
+	if err != nil {
 		return err
 	}
 	if err := cfg.validate(); err != nil {

@@ -32,9 +32,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.IntVar(&simCfg.Locations, "sim-locations", simCfg.Locations, "locations the simulator serves")
 		fs.Int64Var(&simCfg.Seed, "seed", simCfg.Seed, "seed of the simulated data")
 	})
-	if err == flag.ErrHelp {
-		return nil
-	} else if err != nil {
+	if err != nil {
 		return err
 	}
 	srv := sim.New(simCfg)

@@ -4,7 +4,6 @@ import (
 	"context"
 	dsql "database/sql"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -26,14 +25,9 @@ import (
 const reconcilePage = extract.MaxPageLimit
 
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseRunFlags("plan", args, stderr, nil)
-	if err == flag.ErrHelp {
-		return nil
-	} else if err != nil {
+	cfg, err := parseValidConfig("plan", args, stderr, nil)
+	if err != nil {
 		return err
-	}
-	if err := cfg.validate(); err != nil {
-		return usageError{err}
 	}
 	sources, err := tokenSources(ctx, cfg)
 	if err != nil {

@@ -66,15 +66,22 @@ func parseRunFlags(name string, args []string, stderr io.Writer, extra func(*fla
 	return cfg, nil
 }
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseRunFlags("run", args, stderr, nil)
-	if err == flag.ErrHelp {
-		return nil
-	} else if err != nil {
-		return err
+// parseValidConfig is parseRunFlags followed by validation.
+func parseValidConfig(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
+	cfg, err := parseRunFlags(name, args, stderr, extra)
+	if err != nil {
+		return cfg, err
 	}
 	if err := cfg.validate(); err != nil {
-		return usageError{err}
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseValidConfig("run", args, stderr, nil)
+	if err != nil {
+		return err
 	}
 	return exportCommand(ctx, cfg, "run", stdout, stderr)
 }

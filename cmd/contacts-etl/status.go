@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -18,9 +17,7 @@ type statusReader interface {
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseRunFlags("status", args, stderr, nil)
-	if err == flag.ErrHelp {
-		return nil
-	} else if err != nil {
+	if err != nil {
 		return err
 	}
 	sink, err := newSink(cfg)
