@@ -9,7 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	_ "github.com/marcboeker/go-duckdb" // registers the duckdb driver
+	_ "github.com/duckdb/duckdb-go/v2" // registers the duckdb driver
 
 	whsql "github.com/contacts-etl/contacts-etl/sql"
 )

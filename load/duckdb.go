@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	duckdb "github.com/marcboeker/go-duckdb"
+	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	whsql "github.com/contacts-etl/contacts-etl/sql"
 )

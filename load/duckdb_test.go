@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	duckdb "github.com/marcboeker/go-duckdb"
+	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
 func duckTarget(ingest Ingest) target {

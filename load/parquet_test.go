@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	duckdb "github.com/marcboeker/go-duckdb"
+	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
 func parquetTarget() target {

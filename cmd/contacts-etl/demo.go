@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/marcboeker/go-duckdb" // the analyst query of the demo
+	_ "github.com/duckdb/duckdb-go/v2" // the analyst query of the demo
 	"golang.org/x/oauth2"
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
