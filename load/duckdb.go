@@ -96,6 +96,14 @@ func (d *DuckDB) Finish(ctx context.Context, res RunResult) error {
 	if err != nil {
 		return fmt.Errorf("finish run %s: %w", res.RunID, err)
 	}
+	var locs any // NULL when there are none
+	if len(res.Locations) > 0 {
+		b, err := json.Marshal(res.Locations)
+		if err != nil {
+			return fmt.Errorf("finish run %s: %w", res.RunID, err)
+		}
+		locs = string(b)
+	}
 	err = d.session(ctx, func(c *sql.Conn) error {
 		return inTx(ctx, c, func() error {
 			var started time.Time
@@ -106,9 +114,9 @@ func (d *DuckDB) Finish(ctx context.Context, res RunResult) error {
 				return err
 			}
 			return exec(ctx, c, `UPDATE runs SET ended_at = ?, outcome = ?, error = ?, requests = ?, retries = ?,
-				rate_limited = ?, rows = ?::JSON, rejects = ?, duration_ms = ? WHERE run_id = ?`,
+				rate_limited = ?, rows = ?::JSON, rejects = ?, duration_ms = ?, locations = ?::JSON WHERE run_id = ?`,
 				res.EndedAt.UTC(), res.Outcome, nullString(res.Error), res.Requests, res.Retries,
-				res.RateLimited, string(rows), res.Rejects, res.EndedAt.Sub(started).Milliseconds(), res.RunID)
+				res.RateLimited, string(rows), res.Rejects, res.EndedAt.Sub(started).Milliseconds(), locs, res.RunID)
 		})
 	})
 	if err != nil {

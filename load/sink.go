@@ -19,6 +19,9 @@ import (
 // exists is replaced by the newest version, never duplicated. Rejects are
 // appended.
 type Sink interface {
+	// Store reads the state the sink keeps besides the ledger Start
+	// returns: every sink implements it; none turns a feature off.
+	Store
 	// Start records the run (outcome "running") and returns the state
 	// committed by earlier runs for run.Source.
 	Start(ctx context.Context, run Run) (*State, error)
@@ -31,6 +34,26 @@ type Sink interface {
 	// Close releases everything the sink holds. The warehouse file is not
 	// held open between calls, so Close is cheap.
 	Close(ctx context.Context) error
+}
+
+// Store is what a run reads of the warehouse to decide what to fetch, and
+// what `status` shows. Reads open the warehouse like a commit does; they
+// are not safe for concurrent use with the sink's other calls.
+type Store interface {
+	// LiveContacts returns the contacts of one location that are in the
+	// warehouse and not soft-deleted, with their updated_at in epoch ms (0
+	// when unknown).
+	LiveContacts(ctx context.Context, source, location string) (map[string]int64, error)
+	// SweepCandidates returns up to n live contacts of a location whose
+	// children were last read before sweptBefore, longest ago first
+	// (never-swept first, then by id), and how many live contacts the
+	// location has.
+	SweepCandidates(ctx context.Context, source, location string, n int, sweptBefore time.Time) (ids []string, live int, err error)
+	// LastReconcile returns when the location was last reconciled (zero if
+	// never).
+	LastReconcile(ctx context.Context, source, location string) (time.Time, error)
+	// Status reads what `contacts-etl status` shows of source.
+	Status(ctx context.Context, source string) (*Status, error)
 }
 
 // Run identifies one execution of the exporter.
@@ -151,4 +174,6 @@ type RunResult struct {
 	RateLimited int64 // 429 answers
 	Rows        map[string]int64
 	Rejects     int64
+	// Locations are the per-location request counters (may be nil).
+	Locations map[string]LocationStats
 }

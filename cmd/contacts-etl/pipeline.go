@@ -119,6 +119,7 @@ func (j *job) execute(ctx context.Context) (res result, err error) {
 		RunID: j.run.ID, EndedAt: time.Now().UTC(), Outcome: "ok",
 		Requests: res.Requests, Retries: res.Retries, RateLimited: res.Limited,
 		Rows: map[string]int64{}, Rejects: res.Rows["rejects"],
+		Locations: locationStats(j.clients, quota.stopped()),
 	}
 	for k, v := range res.Rows {
 		if k != "rejects" {
@@ -136,17 +137,12 @@ func (j *job) execute(ctx context.Context) (res result, err error) {
 	defer cancel()
 	if ferr := j.sink.Finish(fctx, rr); ferr != nil {
 		err = errors.Join(err, fmt.Errorf("finish run: %w", ferr))
-	} else if lr, ok := j.sink.(load.LocationRecorder); ok {
-		if ferr := lr.RecordLocations(fctx, j.run.ID, locationStats(j.clients, quota.stopped())); ferr != nil {
-			err = errors.Join(err, ferr)
-		}
 	}
 	return res, err
 }
 
 func (j *job) store() stateStore {
-	s, _ := j.sink.(stateStore)
-	return s
+	return j.sink
 }
 
 // window is one ledger window being read by a location's pipeline.
