@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contacts-etl/contacts-etl/internal/truth"
+
 	"golang.org/x/oauth2"
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
@@ -126,7 +128,7 @@ func TestRunWithShortLivedTokens(t *testing.T) {
 		t.Errorf("run took %v with 2 s tokens but refreshed %d times", took, st.Refreshes)
 	}
 	t.Logf("run took %v, %d refreshes", took, st.Refreshes)
-	compareWarehouse(t, srv, wh, "sim", srv.Locations())
+	truth.CompareWarehouse(t, srv, wh, "sim", srv.Locations())
 
 	secrets := rec.secrets()
 	if len(secrets) < 3 {

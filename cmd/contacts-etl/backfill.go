@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/contacts-etl/contacts-etl/extract"
+	"github.com/contacts-etl/contacts-etl/pipeline"
 )
 
 // cmdBackfill reads [--from, --to) of dateUpdated window by window
@@ -25,7 +26,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.StringVar(&from, "from", "", "start of the range, inclusive (RFC 3339 or YYYY-MM-DD)")
 		fs.StringVar(&to, "to", "", "end of the range, exclusive (RFC 3339 or YYYY-MM-DD)")
 		fs.Var(listFlag{&resources}, "resources", "resources to read: contacts,tasks,notes,appointments (default all)")
-		fs.DurationVar(&window, "window", defaultBackfillWindow, "window size: the unit of the ledger and of resumption")
+		fs.DurationVar(&window, "window", pipeline.DefaultBackfillWindow, "window size: the unit of the ledger and of resumption")
 		fs.BoolVar(&redo, "redo", false, "re-read windows the ledger already has done")
 	})
 	if err != nil {

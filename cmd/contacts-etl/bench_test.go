@@ -21,6 +21,7 @@ import (
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/extract/sim"
+	"github.com/contacts-etl/contacts-etl/pipeline"
 )
 
 // BenchmarkExport100k exports 100,000 contacts (about 700k records) from the
@@ -50,7 +51,7 @@ func BenchmarkExport100k(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		rawDur, rawReq, rawPeak := measure(func() (int64, error) { return rawFetch(srv, base, concurrency) })
 		path := filepath.Join(b.TempDir(), "bench.duckdb")
-		var res result
+		var res pipeline.Result
 		etlDur, _, etlPeak := measure(func() (int64, error) {
 			var err error
 			res, err = testExport(t, srv, base, path, func(c *Config) {

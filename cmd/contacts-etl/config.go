@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/auth"
+	"github.com/contacts-etl/contacts-etl/pipeline"
 )
 
 // Config is everything a run needs, from the config file, then flags, then
@@ -183,6 +186,17 @@ func registerRunFlags(fs *flag.FlagSet, c *Config) {
 	registerAuthFlags(fs, &c.Auth)
 }
 
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// clientOptions are the API client settings of a run.
+func (c Config) clientOptions() pipeline.ClientOptions {
+	return pipeline.ClientOptions{BaseURL: c.BaseURL, Concurrency: c.Concurrency, RateMax: c.RateMax, RateInterval: c.RateInterval,
+		DailyReserve: c.DailyReserve, MaxRetries: c.MaxRetries, RetryBudget: c.RetryBudget}
+}
+
 func (c *Config) validate() error {
 	var errs []error
 	if c.MaxRetries < 0 || c.RetryBudget < 0 {
@@ -199,6 +213,12 @@ func (c *Config) validate() error {
 	}
 	if c.Warehouse.Path == "" {
 		errs = append(errs, errors.New("warehouse path must not be empty"))
+	} else if dir := filepath.Dir(filepath.Clean(c.Warehouse.Path)); !isDir(dir) {
+		errs = append(errs, fmt.Errorf("warehouse folder %s does not exist (create it first)", dir))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("log level %q: want debug, info, warn or error", c.LogLevel))
 	}
 	if c.PageLimit < 1 || c.PageLimit > extract.MaxPageLimit {
 		errs = append(errs, fmt.Errorf("page limit %d: want 1..%d", c.PageLimit, extract.MaxPageLimit))

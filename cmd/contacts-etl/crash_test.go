@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/contacts-etl/contacts-etl/internal/truth"
+
 	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/extract/sim"
 	"github.com/contacts-etl/contacts-etl/load"
@@ -108,7 +110,7 @@ func TestCrashKillsLoseNothing(t *testing.T) {
 	if inCommit == 0 {
 		t.Errorf("no kill landed inside a commit")
 	}
-	compareWarehouse(t, srv, path, "sim", srv.Locations())
+	truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
 }
 
 func tail(s string) string {

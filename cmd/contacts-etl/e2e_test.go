@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/contacts-etl/contacts-etl/internal/truth"
+
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/sim"
 )
@@ -42,7 +44,7 @@ func TestExportMatchesTruth(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			counts := compareWarehouse(t, srv, path, "sim", srv.Locations())
+			counts := truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
 			if counts["contacts"] != c.cfg.Contacts {
 				t.Errorf("contacts %d, want %d", counts["contacts"], c.cfg.Contacts)
 			}
@@ -74,8 +76,8 @@ func TestRerunIsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	compareWarehouse(t, srv, path, "sim", srv.Locations())
-	db := openRO(t, path)
+	truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
+	db := truth.OpenRO(t, path)
 	defer db.Close()
 	var runs, ok int
 	if err := db.QueryRow(`SELECT count(*), count(*) FILTER (WHERE outcome = 'ok') FROM runs`).Scan(&runs, &ok); err != nil {
@@ -153,8 +155,8 @@ func TestBadInputIsRejectedNotFatal(t *testing.T) {
 	if res.Rows["rejects"] != int64(len(srv.ExpectedRejects())) {
 		t.Errorf("rejects %d, want %d", res.Rows["rejects"], len(srv.ExpectedRejects()))
 	}
-	compareWarehouse(t, srv, path, "sim", srv.Locations())
-	db := openRO(t, path)
+	truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
+	db := truth.OpenRO(t, path)
 	defer db.Close()
 	var longest int
 	if err := db.QueryRow(`SELECT max(strlen(content)) FROM notes`).Scan(&longest); err != nil {
@@ -172,7 +174,7 @@ func TestStuckCursorStopsWithClearErrorKeepingRows(t *testing.T) {
 	if !errors.Is(err, extract.ErrCursorStuck) {
 		t.Fatalf("err = %v, want ErrCursorStuck", err)
 	}
-	db := openRO(t, path)
+	db := truth.OpenRO(t, path)
 	defer db.Close()
 	var contacts int
 	var outcome, msg string

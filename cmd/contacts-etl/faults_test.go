@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/contacts-etl/contacts-etl/internal/truth"
 
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/api"
@@ -34,7 +34,7 @@ func flaky(seed int64, contacts, locations int) sim.Config {
 
 func runLocations(t *testing.T, path, runID string) map[string]load.LocationStats {
 	t.Helper()
-	db := openRO(t, path)
+	db := truth.OpenRO(t, path)
 	defer db.Close()
 	var raw []byte
 	var js string
@@ -51,7 +51,7 @@ func runLocations(t *testing.T, path, runID string) map[string]load.LocationStat
 
 func lastRun(t *testing.T, path string) (id, outcome, msg string) {
 	t.Helper()
-	db := openRO(t, path)
+	db := truth.OpenRO(t, path)
 	defer db.Close()
 	if err := db.QueryRow(`SELECT run_id, outcome, coalesce(error, '') FROM runs ORDER BY started_at DESC LIMIT 1`).Scan(&id, &outcome, &msg); err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func TestFaultyAPIGivesTheSameWarehouse(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %d: %v", i+1, err)
 		}
-		compareWarehouse(t, srv, path, "sim", srv.Locations())
+		truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
 		st := srv.Stats()
 		if i == 0 && (st.Faults[sim.Fault5xx] == 0 || st.Faults[sim.FaultReset] == 0 || st.Faults[sim.FaultTruncate] == 0 || st.Faults[sim.Fault429] == 0) {
 			t.Errorf("run %d: not every fault happened: %v", i+1, st.Faults)
@@ -146,10 +146,10 @@ func TestDailyQuotaStopsPartialThenResumes(t *testing.T) {
 		t.Errorf("server counted %d requests: the reserve was spent", used)
 	}
 	// What was committed is complete and true.
-	db := openRO(t, path)
-	want := truthTables(t, srv, srv.Locations())
+	db := truth.OpenRO(t, path)
+	want := truth.Tables(t, srv, srv.Locations())
 	for _, table := range []string{"contacts", "tasks", "notes", "appointments"} {
-		got := readTable(t, db, table, "sim")
+		got := truth.ReadTable(t, db, table, "sim")
 		if table == "contacts" && (len(got) == 0 || len(got) >= 600) {
 			t.Errorf("partial run committed %d contacts, want some but not all", len(got))
 		}
@@ -160,7 +160,7 @@ func TestDailyQuotaStopsPartialThenResumes(t *testing.T) {
 				continue
 			}
 			for col, wv := range w {
-				if !sameValue(col, wv, g[col]) {
+				if !truth.SameValue(col, wv, g[col]) {
 					t.Errorf("%s %s.%s = %v, want %v", table, id, col, g[col], wv)
 				}
 			}
@@ -177,27 +177,9 @@ func TestDailyQuotaStopsPartialThenResumes(t *testing.T) {
 	if code, stderr := run(); code != exitOK {
 		t.Fatalf("run after the reset: exit code %d; stderr:\n%s", code, stderr)
 	}
-	compareWarehouse(t, srv, path, "sim", srv.Locations())
+	truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
 	if _, outcome, _ := lastRun(t, path); outcome != "ok" {
 		t.Errorf("last run outcome %s", outcome)
-	}
-}
-
-// Locations have their own quotas: one stopping does not stop the others.
-func TestQuotaStopIsPerLocation(t *testing.T) {
-	q := newQuotaStops()
-	if err := q.filter(errors.New("boom"), "a"); err == nil {
-		t.Fatal("a failure was swallowed")
-	}
-	qe := &extract.QuotaError{Remaining: 10, Reserve: 10}
-	if err := q.filter(fmt.Errorf("location b: %w", qe), "b"); err != nil {
-		t.Fatalf("quota stop not swallowed: %v", err)
-	}
-	if !q.stopped()["b"] || q.stopped()["a"] {
-		t.Errorf("stopped %v", q.stopped())
-	}
-	if !q.only(q.err()) || q.only(errors.Join(q.err(), errors.New("boom"))) {
-		t.Error("only() misjudges")
 	}
 }
 
@@ -223,9 +205,9 @@ func TestPlanEstimates(t *testing.T) {
 	if n := srv.Stats().ByKind["search"]; n != 2 {
 		t.Errorf("plan sent %d searches, want 2", n)
 	}
-	truth := truthTables(t, srv, srv.Locations())
+	want := truth.Tables(t, srv, srv.Locations())
 	perLoc := map[string]int{}
-	for _, r := range truth["contacts"] {
+	for _, r := range want["contacts"] {
 		perLoc[r["_location_id"].(string)]++
 	}
 	for _, p := range plans {
@@ -236,8 +218,8 @@ func TestPlanEstimates(t *testing.T) {
 		if !near(p.PerSecond, 50*(1-extract.RateMargin)) {
 			t.Errorf("%s: rate %v", p.Location, p.PerSecond)
 		}
-		if p.DailyLeft != 1999 || p.DailyReserve != 200 || !p.covered() {
-			t.Errorf("%s: quota %d reserve %d covered %v", p.Location, p.DailyLeft, p.DailyReserve, p.covered())
+		if p.DailyLeft != 1999 || p.DailyReserve != 200 || !p.Covered() {
+			t.Errorf("%s: quota %d reserve %d covered %v", p.Location, p.DailyLeft, p.DailyReserve, p.Covered())
 		}
 		if want := time.Duration(float64(p.Requests) / p.PerSecond * float64(time.Second)); p.Duration != want {
 			t.Errorf("%s: duration %v, want %v", p.Location, p.Duration, want)
@@ -250,7 +232,7 @@ func TestPlanEstimates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plans[0].covered() || !strings.Contains(out.String(), "NO (~") {
+	if plans[0].Covered() || !strings.Contains(out.String(), "NO (~") {
 		t.Errorf("quota shortfall not reported:\n%s", out.String())
 	}
 }

@@ -3,15 +3,11 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
+	"strconv"
 	"time"
-)
 
-// Defaults of Incremental.
-const (
-	defaultLookback       = 10 * time.Minute
-	defaultSweepRuns      = 24
-	defaultReconcileEvery = 0 // every run: one request per 500 contacts
-	defaultBackfillWindow = 7 * 24 * time.Hour
+	"github.com/contacts-etl/contacts-etl/pipeline"
 )
 
 // Incremental configures what a scheduled run reads besides new data.
@@ -38,16 +34,16 @@ type Incremental struct {
 }
 
 func defaultIncremental() Incremental {
-	return Incremental{Lookback: defaultLookback, SweepRuns: defaultSweepRuns, ReconcileEvery: defaultReconcileEvery,
-		backfillWindow: defaultBackfillWindow}
+	d := pipeline.DefaultOptions()
+	return Incremental{Lookback: d.Lookback, SweepRuns: d.SweepRuns, ReconcileEvery: d.ReconcileEvery, backfillWindow: d.Window}
 }
 
 func registerIncrementalFlags(fs *flag.FlagSet, c *Incremental) {
 	fs.DurationVar(&c.Lookback, "lookback", c.Lookback, "re-read this much before the watermark (search lag, clock skew)")
 	fs.IntVar(&c.SweepRuns, "sweep-runs", c.SweepRuns, "re-read the children of all unchanged contacts once every N runs, a slice per run (0: no sweep)")
-	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", c.ReconcileEvery, "cadence of the id-only reconciliation that finds deletes (0: every run, negative: never)")
+	fs.Var(signedDuration{&c.ReconcileEvery}, "reconcile-every", "cadence of the id-only reconciliation that finds deletes, e.g. 24h (0: every run, negative such as -1: never)")
 	fs.BoolVar(&c.Wait, "wait", c.Wait, "wait for another run holding the warehouse instead of exiting with code 4")
-	fs.BoolVar(&c.Full, "full", c.Full, "re-read contacts and children the warehouse already has at the same dateUpdated")
+	fs.BoolVar(&c.Full, "full", c.Full, "full refresh: re-read every contact from the start and its children, also those the warehouse has at the same dateUpdated")
 }
 
 func (c Incremental) validate() error {
@@ -69,7 +65,31 @@ func (c Incremental) validate() error {
 	return errors.Join(errs...)
 }
 
-func (c Incremental) plan() planOptions {
-	return planOptions{Backfill: c.backfill, From: c.from.UTC(), To: c.to.UTC(), Window: c.backfillWindow, Redo: c.redo,
+func (c Incremental) options() pipeline.Options {
+	return pipeline.Options{Backfill: c.backfill, From: c.from.UTC(), To: c.to.UTC(), Window: c.backfillWindow, Redo: c.redo,
 		Full: c.Full, Lookback: c.Lookback, SweepRuns: c.SweepRuns, ReconcileEvery: c.ReconcileEvery}
+}
+
+// signedDuration is a duration flag that also takes a bare number of
+// seconds, so that "-1" (never) is accepted as the help says.
+type signedDuration struct{ p *time.Duration }
+
+func (d signedDuration) String() string {
+	if d.p == nil {
+		return "0s"
+	}
+	return d.p.String()
+}
+
+func (d signedDuration) Set(s string) error {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*d.p = time.Duration(n) * time.Second
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. 24h, 0, -1)", s)
+	}
+	*d.p = v
+	return nil
 }

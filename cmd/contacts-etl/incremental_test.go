@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/contacts-etl/contacts-etl/internal/truth"
+	"github.com/contacts-etl/contacts-etl/pipeline"
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/extract/sim"
@@ -40,7 +44,7 @@ func TestIncrementalOnePercent(t *testing.T) {
 	if _, err := testExport(t, srv, base, path, tweak); err != nil {
 		t.Fatal(err)
 	}
-	compareWarehouse(t, srv, path, "sim", srv.Locations())
+	truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
 
 	sum := srv.Mutate(0.01, 42)
 	t.Logf("mutated: %d updated, %d notes on unchanged contacts, %d deleted, %d added",
@@ -87,7 +91,7 @@ func TestIncrementalOnePercent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	counts := compareWarehouse(t, srv, path, "sim", srv.Locations())
+	counts := truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
 	if counts["contacts_deleted"] != len(sum.Deleted) {
 		t.Errorf("soft-deleted contacts %d, want %d", counts["contacts_deleted"], len(sum.Deleted))
 	}
@@ -131,7 +135,7 @@ func TestLateAndSkewedUpdates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			compareWarehouse(t, srv, path, "sim", srv.Locations())
+			truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
 			if res.Rows["contacts"] != 5 {
 				t.Errorf("incremental run wrote %d contacts, want the 5 updated", res.Rows["contacts"])
 			}
@@ -147,7 +151,7 @@ func TestBackfillWindows(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.duckdb")
 	day := func(s string) time.Time { d, _ := time.Parse("2006-01-02", s); return d }
 	redo := false
-	backfill := func(from, to string) result {
+	backfill := func(from, to string) pipeline.Result {
 		t.Helper()
 		res, err := testExport(t, srv, base, path, incTweak(0, func(c *Config) {
 			c.Incremental.backfill, c.Incremental.from, c.Incremental.to = true, day(from), day(to)
@@ -161,7 +165,7 @@ func TestBackfillWindows(t *testing.T) {
 	}
 	backfill("2023-06-01", "2030-01-01")
 	backfill("2000-01-01", "2023-06-01")
-	compareWarehouse(t, srv, path, "sim", srv.Locations())
+	truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
 	if res := backfill("2000-01-01", "2030-01-01"); res.Requests != 0 {
 		// Same windows? No: different window boundaries, so they are read,
 		// but every contact is unchanged: search pages only.
@@ -175,7 +179,7 @@ func TestBackfillWindows(t *testing.T) {
 
 	// Change a few contacts, then backfill everything: only they change.
 	runIDs := func() map[string]string {
-		db := openRO(t, path)
+		db := truth.OpenRO(t, path)
 		defer db.Close()
 		rows, err := db.Query(`SELECT contact_id, _run_id FROM contacts`)
 		if err != nil {
@@ -216,16 +220,16 @@ func TestBackfillWindows(t *testing.T) {
 	if !slices.Equal(rewritten, changed) {
 		t.Errorf("rewritten contacts %v, want %v", rewritten, changed)
 	}
-	compareWarehouse(t, srv, path, "sim", srv.Locations())
+	truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
 }
 
-// TestRunLock: a second run on a held warehouse fails with errLocked (exit
-// code 4), or waits with --wait.
+// TestRunLock: a second run on a held warehouse fails with ErrLocked (exit
+// code 4), or waits with --wait, saying what it waits for.
 func TestRunLock(t *testing.T) {
 	dir := t.TempDir()
 	cfg := defaultConfig()
 	cfg.Warehouse.Path = filepath.Join(dir, "w.duckdb")
-	unlock, err := lockWarehouse(context.Background(), cfg, false)
+	unlock, err := pipeline.Lock(context.Background(), cfg.Warehouse.Type, cfg.Warehouse.Path, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,12 +240,56 @@ func TestRunLock(t *testing.T) {
 	if code != exitLocked || !strings.Contains(stderr.String(), "another run holds the warehouse") {
 		t.Errorf("exit code %d, want %d: %s", code, exitLocked, stderr.String())
 	}
-	go func() { time.Sleep(300 * time.Millisecond); unlock() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	u2, err := lockWarehouse(ctx, cfg, true)
-	if err != nil {
+	logged := &notifyWriter{c: make(chan string, 16)}
+	got := make(chan error, 1)
+	go func() {
+		u2, err := pipeline.Lock(context.Background(), cfg.Warehouse.Type, cfg.Warehouse.Path, true, newLogger(logged, "info"))
+		if err == nil {
+			u2()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("--wait took a held lock: %v", err)
+	case line := <-logged.c: // the waiter says what it waits for
+		if !strings.Contains(line, "waiting for the warehouse's run lock") {
+			t.Errorf("waiting said %q", line)
+		}
+	}
+	unlock() // the waiter gets the lock once it is released
+	if err := <-got; err != nil {
 		t.Fatalf("--wait: %v", err)
 	}
-	u2()
+}
+
+// A refused run leaves no lock file and creates no folder.
+func TestRefusedRunLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("CONTACTS_ETL_TOKEN", "pit-test")
+	for _, args := range [][]string{
+		{"run", "--warehouse", filepath.Join(dir, "w.duckdb"), "--locations", "loc-0001", "--warehouse-type", "sqlite"},
+		{"run", "--warehouse", filepath.Join(dir, "missing", "w.duckdb"), "--locations", "loc-0001"},
+		{"run", "--warehouse", filepath.Join(dir, "w.duckdb"), "--locations", "loc-0001", "--log-level", "loud"},
+	} {
+		var stderr strings.Builder
+		if code := dispatch(context.Background(), args, io.Discard, &stderr); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d: %s", args, code, exitUsage, stderr.String())
+		}
+		ents, _ := os.ReadDir(dir)
+		if len(ents) != 0 {
+			t.Errorf("%v left %v", args, ents)
+		}
+	}
+}
+
+// notifyWriter hands every write to c (dropping what c has no room for).
+type notifyWriter struct{ c chan string }
+
+func (w *notifyWriter) Write(p []byte) (int, error) {
+	select {
+	case w.c <- string(p):
+	default:
+	}
+	return len(p), nil
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/contacts-etl/contacts-etl/extract"
+	"github.com/contacts-etl/contacts-etl/pipeline"
 )
 
 // Exit codes.
@@ -79,7 +80,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitUsage
 	case errors.Is(err, extract.ErrQuotaReserve):
 		return exitPartial
-	case errors.Is(err, errLocked):
+	case errors.Is(err, pipeline.ErrLocked):
 		return exitLocked
 	}
 	return exitFailed

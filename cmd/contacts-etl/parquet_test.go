@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/contacts-etl/contacts-etl/internal/truth"
+
 	"github.com/contacts-etl/contacts-etl/extract/sim"
 	"github.com/contacts-etl/contacts-etl/load"
 )
@@ -32,7 +34,7 @@ func TestParquetWarehouseMatchesTruth(t *testing.T) {
 	if _, err := db.Exec(string(views)); err != nil {
 		t.Fatalf("views.sql: %v", err)
 	}
-	if counts := compareDB(t, srv, db, "sim", srv.Locations()); counts["contacts"] < 690 {
+	if counts := truth.CompareDB(t, srv, db, "sim", srv.Locations()); counts["contacts"] < 690 {
 		t.Errorf("contacts %d", counts["contacts"])
 	}
 	var runs int

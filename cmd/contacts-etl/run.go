@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/auth"
 	"github.com/contacts-etl/contacts-etl/load"
+	"github.com/contacts-etl/contacts-etl/pipeline"
 	"github.com/contacts-etl/contacts-etl/transform"
 )
 
@@ -136,70 +136,49 @@ func tokenSources(ctx context.Context, cfg Config) (map[string]oauth2.TokenSourc
 	return nil, usageError{fmt.Errorf("auth type %q is not supported (want oauth, agency or static)", cfg.Auth.Type)}
 }
 
-// export runs one job over the configured locations.
-func export(ctx context.Context, cfg Config, command string, sources map[string]oauth2.TokenSource, log *slog.Logger) (result, error) {
-	unlock, err := lockWarehouse(ctx, cfg, cfg.Incremental.Wait)
+// export runs one job over the configured locations: everything is
+// checked before the run lock is taken, so a refused run leaves nothing.
+func export(ctx context.Context, cfg Config, command string, sources map[string]oauth2.TokenSource, log *slog.Logger) (pipeline.Result, error) {
+	zone, err := time.LoadLocation(cfg.NaiveTimeZone)
 	if err != nil {
-		return result{}, err
+		return pipeline.Result{}, usageError{fmt.Errorf("naive time zone: %w", err)}
+	}
+	clients, err := pipeline.Clients(cfg.Locations, sources, cfg.clientOptions())
+	if err != nil {
+		return pipeline.Result{}, usageError{err}
+	}
+	sink, err := pipeline.OpenSink(cfg.Warehouse.Type, cfg.Warehouse.Path)
+	if err != nil {
+		return pipeline.Result{}, usageError{err}
+	}
+	defer sink.Close(context.WithoutCancel(ctx))
+	unlock, err := pipeline.Lock(ctx, cfg.Warehouse.Type, cfg.Warehouse.Path, cfg.Incremental.Wait, log)
+	if err != nil {
+		return pipeline.Result{}, err
 	}
 	defer unlock()
-	zone, _ := time.LoadLocation(cfg.NaiveTimeZone)
-	base := newTransport(cfg.Concurrency * cfg.LocationWorkers)
-	j := &job{
-		run:        load.Run{ID: newRunID(), Source: cfg.Source, Command: command, StartedAt: time.Now().UTC()},
-		workers:    cfg.LocationWorkers,
-		commitRows: cfg.CommitRows,
-		log:        log,
-		plan:       cfg.Incremental.plan(),
-		stream: extract.StreamOptions{
+	run := load.Run{ID: newRunID(), Source: cfg.Source, Command: command, StartedAt: time.Now().UTC()}
+	j := pipeline.Job{
+		Run:        run,
+		Sink:       sink,
+		Workers:    cfg.LocationWorkers,
+		CommitRows: cfg.CommitRows,
+		Log:        log,
+		Options:    cfg.Incremental.options(),
+		Stream: extract.StreamOptions{
 			Query:       extract.Query{PageLimit: cfg.PageLimit},
 			Concurrency: cfg.Concurrency,
 			Children:    cfg.Children,
 		},
+		Transform: transform.Config{Source: cfg.Source, RunID: run.ID, ExtractedAt: run.StartedAt, BatchRows: cfg.BatchRows, NaiveZone: zone},
 	}
-	j.transform = transform.Config{Source: cfg.Source, RunID: j.run.ID, ExtractedAt: j.run.StartedAt, BatchRows: cfg.BatchRows, NaiveZone: zone}
-	retries := extract.NewRetryBudget(cfg.RetryBudget) // shared by every location
-	for _, loc := range cfg.Locations {
-		hc := &http.Client{Transport: auth.NewTransport(sources[loc], base), Timeout: extract.DefaultTimeout}
-		gov := extract.NewRateGovernor(cfg.RateMax, cfg.RateInterval, extract.WithDailyReserve(cfg.DailyReserve))
-		c, err := extract.NewClient(cfg.BaseURL, loc, hc, extract.WithGovernor(gov), extract.WithRetries(cfg.MaxRetries, retries))
-		if err != nil {
-			return result{}, usageError{err}
-		}
-		j.clients = append(j.clients, c)
+	for _, c := range clients {
+		j.Locations = append(j.Locations, pipeline.Location{Client: c})
 	}
-	sink, err := newSink(cfg)
-	if err != nil {
-		return result{}, err
-	}
-	defer sink.Close(context.WithoutCancel(ctx))
-	j.sink = sink
-	log.Info("run started", "run_id", j.run.ID, "locations", len(cfg.Locations), "warehouse", cfg.Warehouse.Path)
-	res, err := j.execute(ctx)
-	log.Info("run finished", "run_id", j.run.ID, "requests", res.Requests, "duration", res.Duration.Round(time.Millisecond), "ok", err == nil)
+	log.Info("run started", "run_id", run.ID, "locations", len(cfg.Locations), "warehouse", cfg.Warehouse.Path)
+	res, err := pipeline.Run(ctx, j)
+	log.Info("run finished", "run_id", run.ID, "requests", res.Requests, "duration", res.Duration.Round(time.Millisecond), "ok", err == nil)
 	return res, err
-}
-
-func newSink(cfg Config) (load.Sink, error) {
-	switch cfg.Warehouse.Type {
-	case "duckdb":
-		return load.NewDuckDB(cfg.Warehouse.Path)
-	case "parquet":
-		return load.NewParquet(cfg.Warehouse.Path)
-	}
-	return nil, usageError{fmt.Errorf("warehouse type %q not supported", cfg.Warehouse.Type)}
-}
-
-func newTransport(conns int) *http.Transport {
-	return &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        conns + 16,
-		MaxIdleConnsPerHost: conns + 16,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second,
-		ForceAttemptHTTP2:   true,
-	}
 }
 
 func newRunID() string {
@@ -216,7 +195,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-func printSummary(w io.Writer, cfg Config, res result) {
+func printSummary(w io.Writer, cfg Config, res pipeline.Result) {
 	fmt.Fprintf(w, "warehouse  %s (%s)\n", cfg.Warehouse.Path, cfg.Warehouse.Type)
 	for _, t := range []string{"contacts", "tasks", "notes", "appointments", "rejects"} {
 		fmt.Fprintf(w, "  %-13s %9d rows\n", t, res.Rows[t])
@@ -234,3 +213,5 @@ func printSummary(w io.Writer, cfg Config, res result) {
 	fmt.Fprintf(w, "commits    %d\n", res.Commits)
 	fmt.Fprintf(w, "duration   %s (%.0f records/s)\n", res.Duration.Round(time.Millisecond), rate)
 }
+
+func newTransport(conns int) *http.Transport { return pipeline.NewTransport(conns) }

@@ -8,11 +8,14 @@ import (
 	"time"
 
 	"github.com/contacts-etl/contacts-etl/load"
+	"github.com/contacts-etl/contacts-etl/pipeline"
 )
 
-// statusReader is what `status` needs of a sink.
-type statusReader interface {
-	Status(ctx context.Context, source string) (*load.Status, error)
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -20,16 +23,12 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	sink, err := newSink(cfg)
+	sink, err := pipeline.OpenSink(cfg.Warehouse.Type, cfg.Warehouse.Path)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	defer sink.Close(context.WithoutCancel(ctx))
-	sr, ok := sink.(statusReader)
-	if !ok {
-		return usageError{fmt.Errorf("status is not supported for warehouse type %s", cfg.Warehouse.Type)}
-	}
-	st, err := sr.Status(ctx, cfg.Source)
+	st, err := sink.Status(ctx, cfg.Source)
 	if err != nil {
 		return err
 	}
@@ -97,7 +96,7 @@ func coverage(ws []load.Window) (cov, gaps [][2]time.Time) {
 	slices.SortFunc(done, func(a, b [2]time.Time) int { return a[0].Compare(b[0]) })
 	for _, d := range done {
 		if n := len(cov); n > 0 && !d[0].After(cov[n-1][1]) {
-			cov[n-1][1] = maxTime(cov[n-1][1], d[1])
+			cov[n-1][1] = later(cov[n-1][1], d[1])
 			continue
 		}
 		if n := len(cov); n > 0 {

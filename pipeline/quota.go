@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"errors"
@@ -15,10 +15,10 @@ import (
 type quotaStops struct {
 	mu   sync.Mutex
 	errs []error
-	locs map[string]bool
+	locs map[string]error
 }
 
-func newQuotaStops() *quotaStops { return &quotaStops{locs: map[string]bool{}} }
+func newQuotaStops() *quotaStops { return &quotaStops{locs: map[string]error{}} }
 
 func (q *quotaStops) filter(err error, location string) error {
 	if !errors.Is(err, extract.ErrQuotaReserve) {
@@ -26,7 +26,7 @@ func (q *quotaStops) filter(err error, location string) error {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.locs[location] = true
+	q.locs[location] = err
 	q.errs = append(q.errs, err)
 	return nil
 }
@@ -52,23 +52,24 @@ func (q *quotaStops) only(err error) bool {
 	return errors.Is(err, extract.ErrQuotaReserve)
 }
 
-func (q *quotaStops) stopped() map[string]bool {
+func (q *quotaStops) stopped() map[string]error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.locs
 }
 
 // locationStats reads each client's counters for the runs table.
-func locationStats(clients []*extract.Client, stopped map[string]bool) map[string]load.LocationStats {
-	out := make(map[string]load.LocationStats, len(clients))
-	for _, c := range clients {
+func locationStats(locs []Location, stopped map[string]error) map[string]load.LocationStats {
+	out := make(map[string]load.LocationStats, len(locs))
+	for _, l := range locs {
+		c := l.Client
 		s := c.Stats()
 		rem, _, used := s.Quota()
 		ls := load.LocationStats{
 			Requests: s.Requests.Load(), Retries: s.Retries.Load(), RateLimited: s.RateLimited.Load(),
 			Failures: s.Failures.Load(), WaitMs: s.WaitNanos.Load() / 1e6, QuotaUsed: used, DailyRemaining: rem,
 		}
-		if stopped[c.Location()] {
+		if stopped[c.Location()] != nil {
 			ls.Stopped = "quota"
 		}
 		out[c.Location()] = ls

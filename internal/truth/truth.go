@@ -1,11 +1,12 @@
-package main
+// Package truth compares a warehouse with the simulator's ground truth, row
+// by row and field by field, for the tests of the run package and the CLI.
+// It is test support: it reports through *testing.T.
+package truth
 
 import (
-	"context"
 	dsql "database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
 	"reflect"
 	"sort"
 	"strings"
@@ -17,12 +18,14 @@ import (
 	"github.com/contacts-etl/contacts-etl/transform"
 )
 
-// This file compares a warehouse with the simulator's ground truth, row by
-// row and field by field. The expected values are written out here from the
-// API's records, independently of the transform code, except for time
-// parsing (transform.ParseTime has its own tests).
+// The expected values are written out here from the API's records,
+// independently of the transform code, except for time parsing
+// (transform.ParseTime has its own tests).
 
-type row = map[string]any
+// Row is one warehouse row by column name.
+type Row = map[string]any
+
+type row = Row
 
 var jsonCols = map[string]bool{"dnd_settings": true, "custom_fields": true, "attribution_source": true}
 
@@ -123,9 +126,9 @@ func firstNonEmptyStr(a, b string) string {
 	return b
 }
 
-// truthTables builds the expected rows of every table, keyed by table then
+// Tables builds the expected rows of every table, keyed by table then
 // id, leaving out deleted contacts and the records the simulator spoilt.
-func truthTables(t *testing.T, srv *sim.Server, locations []string) map[string]map[string]row {
+func Tables(t *testing.T, srv *sim.Server, locations []string) map[string]map[string]row {
 	bad := map[string]bool{}
 	noID := map[string]bool{} // contacts served without an id: their children can't be asked for
 	for _, b := range srv.ExpectedRejects() {
@@ -210,9 +213,9 @@ func deletedTruth(srv *sim.Server, locations []string) map[string]map[string]boo
 
 var keyCol = map[string]string{"contacts": "contact_id", "tasks": "task_id", "notes": "note_id", "appointments": "appointment_id"}
 
-// readTable reads every row of a table, keyed by id, values normalised for
+// ReadTable reads every row of a table, keyed by id, values normalised for
 // comparison (times in UTC, lists as []string, JSON text as canonical JSON).
-func readTable(t *testing.T, db *dsql.DB, table, source string) map[string]row {
+func ReadTable(t *testing.T, db *dsql.DB, table, source string) map[string]row {
 	t.Helper()
 	rows, err := db.Query(fmt.Sprintf("SELECT * FROM %s WHERE _source = ?", table), source)
 	if err != nil {
@@ -264,7 +267,7 @@ func normActual(col string, v any) any {
 	return v
 }
 
-func sameValue(col string, want, got any) bool {
+func SameValue(col string, want, got any) bool {
 	if jsonCols[col] && want != nil && got != nil {
 		var a, b any
 		if json.Unmarshal(want.([]byte), &a) != nil || json.Unmarshal(got.([]byte), &b) != nil {
@@ -275,24 +278,24 @@ func sameValue(col string, want, got any) bool {
 	return reflect.DeepEqual(want, got)
 }
 
-// compareWarehouse asserts that the warehouse at path holds exactly the
+// CompareWarehouse asserts that the warehouse at path holds exactly the
 // simulator's truth for locations, and returns the rows counted per table.
-func compareWarehouse(t *testing.T, srv *sim.Server, path, source string, locations []string) map[string]int {
+func CompareWarehouse(t *testing.T, srv *sim.Server, path, source string, locations []string) map[string]int {
 	t.Helper()
-	db := openRO(t, path)
+	db := OpenRO(t, path)
 	defer db.Close()
-	return compareDB(t, srv, db, source, locations)
+	return CompareDB(t, srv, db, source, locations)
 }
 
-// compareDB is compareWarehouse on an open database (a DuckDB file, or the
+// CompareDB is CompareWarehouse on an open database (a DuckDB file, or the
 // views of a Parquet warehouse).
-func compareDB(t *testing.T, srv *sim.Server, db *dsql.DB, source string, locations []string) map[string]int {
+func CompareDB(t *testing.T, srv *sim.Server, db *dsql.DB, source string, locations []string) map[string]int {
 	t.Helper()
-	want := truthTables(t, srv, locations)
+	want := Tables(t, srv, locations)
 	gone := deletedTruth(srv, locations)
 	counts := map[string]int{}
 	for _, table := range []string{"contacts", "tasks", "notes", "appointments"} {
-		got := readTable(t, db, table, source)
+		got := ReadTable(t, db, table, source)
 		counts[table] = len(got)
 		diffs := 0
 		report := func(format string, args ...any) {
@@ -307,7 +310,7 @@ func compareDB(t *testing.T, srv *sim.Server, db *dsql.DB, source string, locati
 				continue
 			}
 			for col, wv := range w {
-				if !sameValue(col, wv, g[col]) {
+				if !SameValue(col, wv, g[col]) {
 					report("%s.%s = %#v, want %#v", id, col, g[col], wv)
 				}
 			}
@@ -378,38 +381,11 @@ func checkRejects(t *testing.T, db *dsql.DB, srv *sim.Server, source string) {
 	}
 }
 
-func openRO(t *testing.T, path string) *dsql.DB {
+func OpenRO(t *testing.T, path string) *dsql.DB {
 	t.Helper()
 	db, err := dsql.Open("duckdb", path+"?access_mode=read_only")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return db
-}
-
-// testExport runs one export of the simulator's locations into path.
-func testExport(t *testing.T, srv *sim.Server, base, path string, tweak func(*Config)) (result, error) {
-	t.Helper()
-	cfg := defaultConfig()
-	cfg.Source = "sim"
-	cfg.BaseURL = base
-	cfg.Locations = srv.Locations()
-	cfg.Warehouse.Path = path
-	cfg.CommitRows = 2000
-	cfg.BatchRows = 700
-	cfg.PageLimit = 100
-	cfg.RateMax = 1_000_000
-	cfg.RateInterval = time.Second
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	sources, err := simTokenSources(ctx, srv, base, cfg.Locations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return export(ctx, cfg, "run", sources, newLogger(io.Discard, "error"))
 }

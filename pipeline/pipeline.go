@@ -1,0 +1,535 @@
+// Package pipeline owns a run of the exporter: it plans the windows each
+// location reads from the warehouse's ledger, drives extract → transform →
+// load per location (bounded by an errgroup), commits rows together with the
+// state that covers them, sweeps children, reconciles deletes and stops a
+// location at its daily quota reserve. The CLI's run, backfill and demo
+// commands, and the package's own tests, call Run.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/contacts-etl/contacts-etl/extract"
+	"github.com/contacts-etl/contacts-etl/extract/api"
+	"github.com/contacts-etl/contacts-etl/load"
+	"github.com/contacts-etl/contacts-etl/transform"
+)
+
+// Kinds of ledger windows.
+const (
+	KindRun      = "run"
+	KindBackfill = "backfill"
+)
+
+// markReconcile is the Mark resource that carries a reconciliation's id
+// list from the extract side to the committer.
+const markReconcile = "reconcile"
+
+// Defaults of Job.
+const (
+	DefaultWorkers    = 4
+	DefaultCommitRows = 100_000
+)
+
+// Job is one run or backfill over a set of locations.
+type Job struct {
+	Run       load.Run
+	Locations []Location
+	// Sink is the warehouse; Run calls Start, Commit and Finish on it but
+	// does not close it.
+	Sink      load.Sink
+	Stream    extract.StreamOptions
+	Transform transform.Config // NaiveZone is replaced by each Location's Zone
+	Options   Options
+	// Workers is how many locations are read at once (DefaultWorkers if 0).
+	Workers int
+	// CommitRows: a location commits once this many rows are covered by
+	// page marks (DefaultCommitRows if 0), and at the end of each window.
+	CommitRows int
+	Log        *slog.Logger // nil: discard
+	// Progress, if set, is called after every commit (from the committing
+	// location's goroutine, one call at a time).
+	Progress func(Progress)
+}
+
+// Location is one location's client and how its data is read.
+type Location struct {
+	Client *extract.Client
+	// Zone is the location's time zone: appointment times sent without a
+	// zone are in it. Nil: Job.Transform.NaiveZone.
+	Zone *time.Location
+}
+
+// Progress is reported after each commit.
+type Progress struct {
+	Location  string
+	Committed transform.Counts // rows committed so far for the location
+	Requests  int64            // requests the location's client made so far
+}
+
+// Result is what a run did. Rows counts committed rows only.
+type Result struct {
+	Rows     transform.Counts
+	Requests int64
+	Retries  int64
+	Limited  int64
+	Commits  int
+	Duration time.Duration
+	// Stopped are the locations that stopped early without failing the
+	// run (their daily quota reserve), with the reason.
+	Stopped map[string]error
+}
+
+// runner is the state of one Run.
+type runner struct {
+	Job
+	mu       sync.Mutex // serialises every call to Sink, and the counters below
+	counts   transform.Counts
+	commits  int
+	progress sync.Mutex // one Progress call at a time
+}
+
+// Run executes the job: one pipeline per location, Workers at once.
+// Whatever was extracted and covered by a page mark before a failure is
+// still committed, with the cursor that covers it; then the run row records
+// the outcome. A location that stops at its daily reserve does not cancel
+// the others: the run ends with an error wrapping extract.ErrQuotaReserve
+// (outcome "partial").
+func Run(ctx context.Context, j Job) (Result, error) {
+	if j.Log == nil {
+		j.Log = slog.New(slog.DiscardHandler)
+	}
+	if j.Workers <= 0 {
+		j.Workers = DefaultWorkers
+	}
+	if j.CommitRows <= 0 {
+		j.CommitRows = DefaultCommitRows
+	}
+	if j.Run.StartedAt.IsZero() {
+		j.Run.StartedAt = time.Now()
+	}
+	j.Run.StartedAt = j.Run.StartedAt.UTC()
+	r := &runner{Job: j, counts: transform.Counts{}}
+	return r.execute(ctx)
+}
+
+func (j *runner) execute(ctx context.Context) (res Result, err error) {
+	start := time.Now()
+	st, err := j.Sink.Start(ctx, j.Run)
+	if err != nil {
+		return res, fmt.Errorf("start run: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(j.Workers)
+	quota := newQuotaStops()
+	for _, l := range j.Locations {
+		g.Go(func() error {
+			loc := l.Client.Location()
+			if err := j.location(gctx, l, st); err != nil {
+				return quota.filter(fmt.Errorf("location %s: %w", loc, err), loc)
+			}
+			j.Log.Info("location done", "location", loc)
+			return nil
+		})
+	}
+	err = errors.Join(g.Wait(), quota.err())
+
+	res.Rows = j.counts
+	for _, l := range j.Locations {
+		s := l.Client.Stats()
+		res.Requests += s.Requests.Load()
+		res.Retries += s.Retries.Load()
+		res.Limited += s.RateLimited.Load()
+	}
+	res.Commits = j.commits
+	res.Duration = time.Since(start)
+	res.Stopped = quota.stopped()
+	rr := load.RunResult{
+		RunID: j.Run.ID, EndedAt: time.Now().UTC(), Outcome: "ok",
+		Requests: res.Requests, Retries: res.Retries, RateLimited: res.Limited,
+		Rows: map[string]int64{}, Rejects: res.Rows["rejects"],
+		Locations: locationStats(j.Locations, res.Stopped),
+	}
+	for k, v := range res.Rows {
+		if k != "rejects" {
+			rr.Rows[k] = v
+		}
+	}
+	if err != nil {
+		rr.Outcome, rr.Error = "failed", err.Error()
+		if quota.only(err) {
+			rr.Outcome = "partial"
+		}
+	}
+	// Record the outcome even when ctx was cancelled (an interrupt).
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if ferr := j.Sink.Finish(fctx, rr); ferr != nil {
+		err = errors.Join(err, fmt.Errorf("finish run: %w", ferr))
+	}
+	return res, err
+}
+
+// location reads one location: its windows and, for a run, the
+// reconciliation (phase 1), then the rolling sweep (phase 2).
+func (j *runner) location(ctx context.Context, l Location, st *load.State) error {
+	c := l.Client
+	loc := c.Location()
+	wins, wm, err := PlanWindows(st, j.Run, loc, j.Options)
+	if err != nil {
+		return err
+	}
+	store := j.Sink
+	var known map[string]int64
+	if !j.Options.Full {
+		j.mu.Lock()
+		known, err = store.LiveContacts(ctx, j.Run.Source, loc)
+		j.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	reconcile := false
+	if !j.Options.Backfill && j.Options.ReconcileEvery >= 0 {
+		j.mu.Lock()
+		last, err := store.LastReconcile(ctx, j.Run.Source, loc)
+		j.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		reconcile = last.IsZero() || j.Run.StartedAt.Sub(last) >= j.Options.ReconcileEvery
+	}
+	cm := &committer{j: j, loc: loc, client: c, wins: wins, watermark: wm}
+	err = j.pipe(ctx, l, cm, func(ctx context.Context, out chan<- api.Record) error {
+		for _, w := range wins {
+			opt := j.Stream
+			opt.Query = windowQuery(opt.Query, w)
+			opt.Unchanged = unchanged(known)
+			if err := extract.Stream(ctx, c, opt, out); err != nil {
+				return fmt.Errorf("window [%s, %s): %w", w.Start.Format(time.RFC3339), w.End.Format(time.RFC3339), err)
+			}
+		}
+		if !reconcile {
+			return nil
+		}
+		ids, err := c.ContactIDs(ctx)
+		if err != nil {
+			return err
+		}
+		return sendRecord(ctx, out, api.Record{Mark: &api.Mark{LocationID: loc, Resource: markReconcile, IDs: ids, Done: true}})
+	})
+	if err != nil || j.Options.Backfill || j.Options.SweepRuns <= 0 || len(j.Stream.Children) == 0 {
+		return err
+	}
+	// Phase 2: the children of the least recently swept slice.
+	j.mu.Lock()
+	_, live, err := store.SweepCandidates(ctx, j.Run.Source, loc, 0, j.Run.StartedAt)
+	var ids []string
+	if err == nil {
+		n := (live + j.Options.SweepRuns - 1) / j.Options.SweepRuns
+		ids, _, err = store.SweepCandidates(ctx, j.Run.Source, loc, n, j.Run.StartedAt)
+	}
+	j.mu.Unlock()
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	j.Log.Debug("sweep", "location", loc, "contacts", len(ids), "live", live)
+	return j.pipe(ctx, l, &committer{j: j, loc: loc, client: c}, func(ctx context.Context, out chan<- api.Record) error {
+		return extract.StreamChildren(ctx, c, ids, extract.DefaultSweepChunk, j.Stream, out)
+	})
+}
+
+// unchanged reports a contact whose dateUpdated equals the stored one: it
+// and its children are in the warehouse as they are.
+func unchanged(known map[string]int64) func(string, json.RawMessage) bool {
+	if known == nil {
+		return nil
+	}
+	return func(id string, raw json.RawMessage) bool {
+		ms, ok := known[id]
+		if !ok {
+			return false
+		}
+		var k struct {
+			DateUpdated string `json:"dateUpdated"`
+		}
+		if json.Unmarshal(raw, &k) != nil {
+			return false
+		}
+		t, err := transform.ParseTime(k.DateUpdated, time.UTC)
+		if err != nil || t.IsZero() || t.UnixMilli() != ms {
+			return false
+		}
+		return true
+	}
+}
+
+// pipe runs produce → transform → committer for one location and commits
+// what the marks cover, also after a failure.
+func (j *runner) pipe(ctx context.Context, l Location, cm *committer, produce func(context.Context, chan<- api.Record) error) error {
+	records := make(chan api.Record, 1024)
+	batches := make(chan transform.Batch, 8)
+	exCtx, cancelEx := context.WithCancel(ctx)
+	defer cancelEx()
+	var exErr error
+	exDone := make(chan struct{})
+	go func() {
+		defer close(exDone)
+		defer close(records)
+		exErr = produce(exCtx, records)
+	}()
+	tc := j.Transform
+	if l.Zone != nil {
+		tc.NaiveZone = l.Zone
+	}
+	stage := transform.New(tc)
+	defer stage.Close()
+	var tfErr error
+	go func() {
+		defer close(batches)
+		tfErr = stage.Run(exCtx, records, batches)
+	}()
+	var loadErr error
+	for b := range batches {
+		if loadErr != nil { // drain so the stages can finish
+			releaseBatch(b)
+			continue
+		}
+		if loadErr = cm.add(ctx, b); loadErr != nil {
+			cancelEx()
+		}
+	}
+	cancelEx()
+	<-exDone
+	if loadErr == nil {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		loadErr = cm.flush(fctx)
+		cancel()
+	}
+	cm.release()
+	if errors.Is(tfErr, context.Canceled) && (exErr != nil || loadErr != nil) {
+		tfErr = nil
+	}
+	if errors.Is(exErr, context.Canceled) && loadErr != nil {
+		exErr = nil
+	}
+	return errors.Join(exErr, tfErr, loadErr)
+}
+
+// committer gathers one location's batches and commits them, with the
+// state that covers them, on marks: only rows before the latest mark are
+// ever committed, so a committed cursor never skips a row and a committed
+// contact always has its children. It commits once at least limit rows are
+// covered, at the end of each window, and at a reconciliation.
+type committer struct {
+	j         *runner
+	loc       string
+	wins      []*Window
+	idx       int // current window
+	watermark time.Time
+
+	pend, cov         map[string][]arrow.RecordBatch // after / before the latest mark
+	pendRows, covRows int
+	swept             []string
+	state             []load.Window
+	marks             []load.Watermark
+	committed         transform.Counts // rows this committer committed
+	client            *extract.Client
+}
+
+func (c *committer) requests() int64 {
+	if c.client == nil {
+		return 0
+	}
+	return c.client.Stats().Requests.Load()
+}
+
+func (c *committer) add(ctx context.Context, b transform.Batch) error {
+	if b.Mark == nil {
+		if c.pend == nil {
+			c.pend = map[string][]arrow.RecordBatch{}
+		}
+		c.pend[b.Table] = append(c.pend[b.Table], b.Rec)
+		c.pendRows += int(b.Rec.NumRows())
+		return nil
+	}
+	m := b.Mark
+	if c.cov == nil {
+		c.cov = map[string][]arrow.RecordBatch{}
+	}
+	for t, recs := range c.pend {
+		c.cov[t] = append(c.cov[t], recs...)
+	}
+	c.covRows += c.pendRows
+	c.pend, c.pendRows = nil, 0
+	if m.Resource != markReconcile {
+		c.swept = append(c.swept, m.IDs...)
+	}
+	switch {
+	case m.Resource == markReconcile:
+		if err := c.flush(ctx); err != nil {
+			return err
+		}
+		return c.reconcile(ctx, m.IDs)
+	case m.Resource == api.ResourceContacts && c.idx < len(c.wins):
+		w := c.wins[c.idx]
+		if m.Done {
+			w.Status, w.Cursor = "done", ""
+			c.state = append(c.state, w.Window)
+			if w.Kind == KindRun {
+				if v := w.End.Add(-c.j.Options.Lookback); v.After(c.watermark) {
+					c.watermark = v
+					c.marks = append(c.marks, load.Watermark{Source: w.Source, LocationID: c.loc, Resource: w.Resource, Value: v})
+				}
+			}
+			c.idx++
+			return c.flush(ctx)
+		}
+		if m.Cursor != nil {
+			cur, err := json.Marshal(m.Cursor)
+			if err != nil {
+				return fmt.Errorf("encode cursor: %w", err)
+			}
+			w.Cursor = string(cur)
+			c.state = append(c.state, w.Window)
+		}
+	}
+	if c.covRows >= c.j.CommitRows {
+		return c.flush(ctx)
+	}
+	return nil
+}
+
+// flush commits the covered rows with the state changes since the last
+// commit. Rows after the latest mark stay pending.
+func (c *committer) flush(ctx context.Context) error {
+	if c.covRows == 0 && len(c.state) == 0 && len(c.marks) == 0 && len(c.swept) == 0 {
+		return nil
+	}
+	cm := &load.Commit{RunID: c.j.Run.ID, Records: c.cov, Watermarks: c.marks, Windows: dedupWindows(c.state)}
+	if len(c.swept) > 0 {
+		cm.Swept = []load.Swept{{Source: c.j.Run.Source, LocationID: c.loc, ContactIDs: c.swept, At: time.Now().UTC(), RunID: c.j.Run.ID}}
+	}
+	start := time.Now()
+	c.j.Log.Debug("commit start", "location", c.loc, "rows", c.covRows)
+	err := c.j.commit(ctx, cm, c)
+	c.j.Log.Debug("commit", "location", c.loc, "rows", c.covRows, "took", time.Since(start), "err", err)
+	releaseRecs(c.cov)
+	c.cov, c.covRows, c.swept, c.state, c.marks = nil, 0, nil, nil, nil
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// reconcile soft-deletes the location's stored contacts that are not in
+// listed (the live ids upstream), and their children.
+func (c *committer) reconcile(ctx context.Context, listed []string) error {
+	c.j.mu.Lock()
+	live, err := c.j.Sink.LiveContacts(ctx, c.j.Run.Source, c.loc)
+	c.j.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, id := range listed {
+		delete(live, id)
+	}
+	gone := make([]string, 0, len(live))
+	for id := range live {
+		gone = append(gone, id)
+	}
+	slices.Sort(gone)
+	now := time.Now().UTC()
+	src := c.j.Run.Source
+	cm := &load.Commit{RunID: c.j.Run.ID, Reconciled: []load.Reconcile{{Source: src, LocationID: c.loc, At: c.j.Run.StartedAt,
+		RunID: c.j.Run.ID, Listed: len(listed), Deleted: len(gone)}}}
+	if len(gone) > 0 {
+		cm.Deletes = []load.Delete{{Table: api.ResourceContacts, Source: src, IDs: gone, At: now}}
+		for _, t := range extract.ChildResources {
+			cm.Deletes = append(cm.Deletes, load.Delete{Table: t, Source: src, IDs: gone, At: now, ByContact: true})
+		}
+	}
+	if err := c.j.commit(ctx, cm, c); err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	c.j.Log.Info("reconciled", "location", c.loc, "listed", len(listed), "deleted", len(gone))
+	return nil
+}
+
+// commit hands cm to the sink (one commit at a time across locations) and,
+// when it succeeded, counts its rows as committed.
+func (j *runner) commit(ctx context.Context, cm *load.Commit, c *committer) error {
+	j.mu.Lock()
+	err := j.Sink.Commit(ctx, cm)
+	if err == nil {
+		j.commits++
+		if c.committed == nil {
+			c.committed = transform.Counts{}
+		}
+		for t, recs := range cm.Records {
+			for _, r := range recs {
+				j.counts[t] += r.NumRows()
+				c.committed[t] += r.NumRows()
+			}
+		}
+	}
+	j.mu.Unlock()
+	if err == nil && j.Progress != nil {
+		j.progress.Lock()
+		j.Progress(Progress{Location: c.loc, Committed: maps.Clone(c.committed), Requests: c.requests()})
+		j.progress.Unlock()
+	}
+	return err
+}
+
+func (c *committer) release() {
+	releaseRecs(c.pend)
+	releaseRecs(c.cov)
+	c.pend, c.cov, c.pendRows, c.covRows = nil, nil, 0, 0
+}
+
+// dedupWindows keeps the last state of each window.
+func dedupWindows(ws []load.Window) []load.Window {
+	var out []load.Window
+	for i := len(ws) - 1; i >= 0; i-- {
+		if !slices.ContainsFunc(out, func(o load.Window) bool { return o.Start.Equal(ws[i].Start) }) {
+			out = append(out, ws[i])
+		}
+	}
+	slices.Reverse(out)
+	return out
+}
+
+func releaseRecs(m map[string][]arrow.RecordBatch) {
+	for _, recs := range m {
+		for _, r := range recs {
+			r.Release()
+		}
+	}
+}
+
+func releaseBatch(b transform.Batch) {
+	if b.Rec != nil {
+		b.Rec.Release()
+	}
+}
+
+func sendRecord(ctx context.Context, out chan<- api.Record, r api.Record) error {
+	select {
+	case out <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
