@@ -9,6 +9,7 @@ import (
 	execpkg "os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -304,6 +305,164 @@ func runConformance(t *testing.T, tg target) {
 		}
 	})
 
+	t.Run("Store", func(t *testing.T) {
+		mem, dir := newMem(t), t.TempDir()
+		s := tg.open(t, dir)
+		if _, err := s.Start(ctx, Run{ID: "r1", Source: "src", Command: "run", StartedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		// A contact in loc (loc1 unless given), updated upstream at upd.
+		kc := func(id string, upd any, at time.Time, loc ...string) row {
+			r := sys(row{"contact_id": id, "updated_at": upd}, "src", at)
+			if len(loc) > 0 {
+				r[whsql.ColLocationID] = loc[0]
+			}
+			return r
+		}
+		u := func(min int) time.Time { return t0.Add(-time.Duration(min) * time.Minute) }
+		win1 := Window{Source: "src", LocationID: "loc1", Resource: "contacts", Start: t0, End: t1, Status: "done", RunID: "r1", Kind: "run"}
+		win2 := Window{Source: "src", LocationID: "loc1", Resource: "contacts", Start: t1, End: t2, Status: "open", Cursor: `{"after":"c4"}`, RunID: "r1", Kind: "run"}
+		commit(t, s, &Commit{RunID: "r1",
+			Records: map[string][]arrow.RecordBatch{
+				"contacts": recs(build(t, mem, whsql.Contacts, kc("c1", u(50), t0), kc("c2", u(40), t0), kc("c3", u(30), t0),
+					kc("c4", u(20), t0), kc("c6", nil, t0), kc("d1", u(10), t0, "loc2"))),
+				"tasks": recs(build(t, mem, whsql.Tasks, sys(row{"task_id": "k3", "contact_id": "c3"}, "src", t0),
+					sys(row{"task_id": "k4", "contact_id": "c4"}, "src", t0))),
+				"rejects": recs(build(t, mem, whsql.Rejects,
+					row{"resource": "contacts", "reason": "bad", "raw_bytes": int64(1), "_source": "src", "_location_id": "loc1", "_run_id": "r1", "_extracted_at": t0},
+					row{"resource": "contacts", "reason": "bad", "raw_bytes": int64(1), "_source": "src", "_location_id": "loc2", "_run_id": "r1", "_extracted_at": t0},
+					row{"resource": "contacts", "reason": "bad", "raw_bytes": int64(1), "_source": "other", "_location_id": "loc1", "_run_id": "r1", "_extracted_at": t0})),
+			},
+			Watermarks: []Watermark{{Source: "src", LocationID: "loc1", Resource: "contacts", Value: t0}},
+			Windows:    []Window{win1},
+			Swept:      []Swept{{Source: "src", LocationID: "loc1", ContactIDs: []string{"c1", "c2", "c3"}, At: t0, RunID: "r1"}},
+		})
+		commit(t, s, &Commit{RunID: "r1",
+			Records: map[string][]arrow.RecordBatch{"contacts": recs(build(t, mem, whsql.Contacts,
+				kc("c1", u(5), t1),                     // updated
+				kc("c2", u(1), t0.Add(-time.Minute)))), // older than stored: dropped
+			},
+			Deletes: []Delete{{Table: "contacts", Source: "src", IDs: []string{"c3"}, At: t1},
+				{Table: "tasks", Source: "src", IDs: []string{"c3"}, At: t1, ByContact: true}},
+			Watermarks: []Watermark{{Source: "src", LocationID: "loc1", Resource: "contacts", Value: t1}},
+			Windows:    []Window{win2},
+			Swept: []Swept{{Source: "src", LocationID: "loc1", ContactIDs: []string{"c1"}, At: t1, RunID: "r1"},
+				{Source: "src", LocationID: "loc1", ContactIDs: []string{"c4", "c4"}, At: t0.Add(30 * time.Minute), RunID: "r1"}},
+			Reconciled: []Reconcile{{Source: "src", LocationID: "loc1", At: t1, RunID: "r1", Listed: 5, Deleted: 1},
+				{Source: "other", LocationID: "loc9", At: t2, RunID: "r1", Listed: 1}},
+		})
+		commit(t, s, &Commit{RunID: "r1",
+			// A contact written and deleted by one commit is deleted.
+			Records: map[string][]arrow.RecordBatch{"contacts": recs(build(t, mem, whsql.Contacts, kc("c5", u(2), t1)))},
+			Deletes: []Delete{{Table: "contacts", Source: "src", IDs: []string{"c5"}, At: t1}},
+			// A sweep replaces the contact's last one, even with an earlier time.
+			Swept: []Swept{{Source: "src", LocationID: "loc1", ContactIDs: []string{"c2"}, At: u(60), RunID: "r1"}},
+			// An older reconcile does not hide the latest.
+			Reconciled: []Reconcile{{Source: "src", LocationID: "loc1", At: t0, RunID: "r1", Listed: 5}},
+		})
+		if err := s.Finish(ctx, RunResult{RunID: "r1", EndedAt: t1, Outcome: "ok", Requests: 5}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Start(ctx, Run{ID: "r2", Source: "src", Command: "backfill", StartedAt: t2}); err != nil {
+			t.Fatal(err)
+		}
+
+		want := storeAnswers{
+			Live: map[string]map[string]int64{
+				"loc1": {"c1": u(5).UnixMilli(), "c2": u(40).UnixMilli(), "c4": u(20).UnixMilli(), "c6": 0},
+				"loc2": {"d1": u(10).UnixMilli()},
+				"loc3": {},
+			},
+			Candidates: map[string]candidates{
+				"all":          {IDs: []string{"c6", "c2", "c4", "c1"}, Live: 4},
+				"first 2":      {IDs: []string{"c6", "c2"}, Live: 4},
+				"count only":   {Live: 4},
+				"before t0":    {IDs: []string{"c6", "c2"}, Live: 4},
+				"loc2":         {IDs: []string{"d1"}, Live: 1},
+				"other source": {},
+			},
+			LastReconcile: map[string]time.Time{"loc1": t1, "loc2": {}},
+			Status: &Status{
+				LastRun: &RunInfo{ID: "r2", Command: "backfill", Outcome: "running", StartedAt: t2},
+				Locations: []LocationStatus{
+					{LocationID: "loc1", Watermark: t1, Windows: []Window{win1, win2}, Rejects: 1,
+						Live: 4, Deleted: 2, Swept: 3, OldestSweep: u(60), LastReconcile: t1},
+					{LocationID: "loc2", Rejects: 1, Live: 1},
+				},
+			},
+		}
+		if got := readStore(t, s); !reflect.DeepEqual(got, want) {
+			t.Errorf("store answers:\n got %v\nwant %v", got, want)
+		}
+		// The children of a contact deleted by contact_id are deleted too.
+		db := tg.db(t, dir)
+		got := queryRows(t, db, `SELECT task_id, _deleted_at FROM tasks ORDER BY task_id`)
+		if w := [][]any{{"k3", t1}, {"k4", nil}}; !reflect.DeepEqual(got, w) {
+			t.Errorf("tasks = %v, want %v", got, w)
+		}
+		db.Close()
+
+		// A failed commit changes none of the answers.
+		tg.hook(s, func(string) error { return errors.New("boom") })
+		c := &Commit{RunID: "r2",
+			Records: map[string][]arrow.RecordBatch{"contacts": recs(build(t, mem, whsql.Contacts, kc("c7", u(1), t2), kc("c1", u(1), t2)))},
+			Deletes: []Delete{{Table: "contacts", Source: "src", IDs: []string{"c2"}, At: t2}},
+			Swept:   []Swept{{Source: "src", LocationID: "loc1", ContactIDs: []string{"c6"}, At: t2, RunID: "r2"}},
+			Reconciled: []Reconcile{{Source: "src", LocationID: "loc1", At: t2, RunID: "r2"},
+				{Source: "src", LocationID: "loc2", At: t2, RunID: "r2"}},
+			Watermarks: []Watermark{{Source: "src", LocationID: "loc1", Resource: "contacts", Value: t2}},
+		}
+		err := s.Commit(ctx, c)
+		for _, r := range c.Records["contacts"] {
+			r.Release()
+		}
+		tg.hook(s, nil)
+		if err == nil {
+			t.Fatal("commit succeeded")
+		}
+		if got := readStore(t, s); !reflect.DeepEqual(got, want) {
+			t.Errorf("store answers after a failed commit:\n got %v\nwant %v", got, want)
+		}
+		// The state survives reopening the warehouse.
+		if got := readStore(t, tg.open(t, dir)); !reflect.DeepEqual(got, want) {
+			t.Errorf("store answers after reopening:\n got %v\nwant %v", got, want)
+		}
+	})
+
+	t.Run("StoreManySweeps", func(t *testing.T) {
+		mem, dir := newMem(t), t.TempDir()
+		s := tg.open(t, dir)
+		start(t, s, "r1")
+		var ids []string
+		for i := range 40 {
+			ids = append(ids, fmt.Sprintf("c%02d", i))
+		}
+		var rows []row
+		for _, id := range ids {
+			rows = append(rows, contact(id, id, nil, t0))
+		}
+		commit(t, s, &Commit{RunID: "r1", Records: map[string][]arrow.RecordBatch{"contacts": recs(build(t, mem, whsql.Contacts, rows...))}})
+		// One sweep per commit, each of the next contact, each later than
+		// the last; then the first 5 again, latest of all.
+		for i := range 35 {
+			commit(t, s, &Commit{RunID: "r1", Swept: []Swept{{Source: "src", LocationID: "loc1", ContactIDs: ids[i : i+1], At: t0.Add(time.Duration(i) * time.Second), RunID: "r1"}}})
+		}
+		commit(t, s, &Commit{RunID: "r1", Swept: []Swept{{Source: "src", LocationID: "loc1", ContactIDs: ids[:5], At: t1, RunID: "r1"}}})
+		for _, s := range []Sink{s, tg.open(t, dir)} {
+			got, live, err := s.SweepCandidates(ctx, "src", "loc1", 8, t2)
+			if want := append(slices.Clone(ids[35:]), ids[5:8]...); err != nil || live != 40 || !reflect.DeepEqual(got, want) {
+				t.Errorf("candidates = %v, %d, %v; want %v, 40", got, live, err, want)
+			}
+			st, err := s.Status(ctx, "src")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l := st.Locations[0]; l.Swept != 35 || !l.OldestSweep.Equal(t0.Add(5*time.Second)) {
+				t.Errorf("status: swept %d, oldest %v", l.Swept, l.OldestSweep)
+			}
+		}
+	})
+
 	t.Run("ReadableByAnotherProcess", func(t *testing.T) {
 		mem, dir := newMem(t), t.TempDir()
 		s := tg.open(t, dir)
@@ -320,6 +479,74 @@ func runConformance(t *testing.T, tg target) {
 			t.Errorf("other process saw %q, want %q", out, want)
 		}
 	})
+}
+
+// storeAnswers is what a Store answers about the warehouse of the Store
+// test, all times in UTC.
+type storeAnswers struct {
+	Live          map[string]map[string]int64 // by location of source src
+	Candidates    map[string]candidates
+	LastReconcile map[string]time.Time
+	Status        *Status
+}
+
+func (a storeAnswers) String() string {
+	return fmt.Sprintf("live %v\ncandidates %+v\nlast reconcile %v\nstatus %+v %+v", a.Live, a.Candidates, a.LastReconcile, a.Status.LastRun, a.Status.Locations)
+}
+
+type candidates struct {
+	IDs  []string
+	Live int
+}
+
+func readStore(t *testing.T, s Store) storeAnswers {
+	t.Helper()
+	ctx := context.Background()
+	a := storeAnswers{Live: map[string]map[string]int64{}, Candidates: map[string]candidates{}, LastReconcile: map[string]time.Time{}}
+	for _, loc := range []string{"loc1", "loc2", "loc3"} {
+		m, err := s.LiveContacts(ctx, "src", loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Live[loc] = m
+	}
+	for name, q := range map[string]struct {
+		source, loc string
+		n           int
+		before      time.Time
+	}{
+		"all": {"src", "loc1", 10, t2}, "first 2": {"src", "loc1", 2, t2}, "count only": {"src", "loc1", 0, t2},
+		"before t0": {"src", "loc1", 10, t0}, "loc2": {"src", "loc2", 10, t2}, "other source": {"other", "loc1", 10, t2},
+	} {
+		ids, live, err := s.SweepCandidates(ctx, q.source, q.loc, q.n, q.before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Candidates[name] = candidates{ids, live}
+	}
+	for _, loc := range []string{"loc1", "loc2"} {
+		at, err := s.LastReconcile(ctx, "src", loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.LastReconcile[loc] = at.UTC()
+	}
+	st, err := s.Status(ctx, "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.LastRun; r != nil {
+		r.StartedAt, r.EndedAt = r.StartedAt.UTC(), r.EndedAt.UTC()
+	}
+	for i := range st.Locations {
+		l := &st.Locations[i]
+		l.Watermark, l.OldestSweep, l.LastReconcile = l.Watermark.UTC(), l.OldestSweep.UTC(), l.LastReconcile.UTC()
+		for j := range l.Windows {
+			l.Windows[j].Start, l.Windows[j].End = l.Windows[j].Start.UTC(), l.Windows[j].End.UTC()
+		}
+	}
+	a.Status = st
+	return a
 }
 
 // helper re-runs the test binary as another process (TestHelperProcess).

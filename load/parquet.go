@@ -28,6 +28,8 @@ const (
 //
 //	<dir>/<table>/<seq>.parquet          rows of one commit (zstd, bounded row groups)
 //	<dir>/<table>/<seq>.deletes.parquet  soft deletes of one commit (_source, id, _deleted_at, _seq)
+//	<dir>/<table>/<seq>.cdeletes.parquet soft deletes by contact_id of one commit (same columns)
+//	<dir>/sweeps/<seq>[.c].parquet       when contacts' children were read in full (.c: compacted)
 //	<dir>/ledger.json                    published files, state and runs (the commit point)
 //	<dir>/views.sql                      DuckDB views over the published files
 //
@@ -37,8 +39,8 @@ const (
 // Merge by key happens at read time: views.sql defines one view per table
 // that keeps, per key, the row with the newest _extracted_at (ties: the later
 // commit, then the later row), with _deleted_at set by a later delete, plus
-// the analyst views of sql/views.sql and runs, watermarks and windows views
-// of the ledger. Analysts run it in any DuckDB: `duckdb -c ".read views.sql"`.
+// the analyst views of sql/views.sql and runs, watermarks, windows, sweeps
+// and reconciles views of the ledger. The Store reads through the same rule. Analysts run it in any DuckDB: `duckdb -c ".read views.sql"`.
 // The views name the files by absolute path.
 //
 // One Parquet sink per directory at a time; it is not safe for concurrent use.
@@ -60,6 +62,10 @@ type ledger struct {
 	Watermarks []Watermark         `json:"watermarks"`
 	Windows    []Window            `json:"windows"`
 	Runs       []ledgerRun         `json:"runs"`
+	// Fields added after the first release: a ledger without them loads.
+	ContactDeletes map[string][]string `json:"contact_deletes,omitempty"` // table → tombstone files by contact_id
+	Sweeps         []string            `json:"sweeps,omitempty"`          // sweep files, oldest first
+	Reconciles     []Reconcile         `json:"reconciles,omitempty"`      // the latest per (source, location)
 }
 
 type ledgerRun struct {
@@ -166,17 +172,21 @@ func (p *Parquet) Start(ctx context.Context, run Run) (*State, error) {
 // collect removes the data files that the ledger does not list.
 func (p *Parquet) collect(l *ledger) {
 	listed := map[string]bool{}
-	for _, fs := range []map[string][]string{l.Files, l.Deletes} {
+	for _, fs := range []map[string][]string{l.Files, l.Deletes, l.ContactDeletes, {parquetSweepsDir: l.Sweeps}} {
 		for _, names := range fs {
 			for _, n := range names {
 				listed[n] = true
 			}
 		}
 	}
+	dirs := []string{parquetSweepsDir}
 	for _, t := range append(whsql.Data, whsql.Rejects) {
-		ents, _ := os.ReadDir(filepath.Join(p.dir, t.Name))
+		dirs = append(dirs, t.Name)
+	}
+	for _, d := range dirs {
+		ents, _ := os.ReadDir(filepath.Join(p.dir, d))
 		for _, e := range ents {
-			rel := filepath.Join(t.Name, e.Name())
+			rel := filepath.Join(d, e.Name())
 			if !listed[rel] {
 				os.Remove(filepath.Join(p.dir, rel))
 			}
@@ -264,6 +274,10 @@ func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := p.writeSweeps(ctx, c.Swept, next, &written); err != nil {
+		return fmt.Errorf("sweeps: %w", err)
+	}
+	next.Reconciles = addReconciles(next.Reconciles, c.Reconciled)
 	next.Watermarks = upsert(next.Watermarks, c.Watermarks, func(a, b Watermark) bool {
 		return a.Source == b.Source && a.LocationID == b.LocationID && a.Resource == b.Resource
 	}, func(w Watermark) Watermark { w.Value = w.Value.UTC(); return w })
@@ -298,11 +312,17 @@ var tombstoneSchema = arrow.NewSchema([]arrow.Field{
 }, nil)
 
 func (p *Parquet) writeDeletes(dels []Delete, next *ledger, written *[]string, stats CommitStats) error {
-	byTable := map[string][]Delete{}
-	for _, d := range dels {
-		byTable[d.Table] = append(byTable[d.Table], d)
+	type kind struct {
+		table     string
+		byContact bool
 	}
-	for table, ds := range byTable {
+	byKind := map[kind][]Delete{}
+	for _, d := range dels {
+		k := kind{d.Table, d.ByContact}
+		byKind[k] = append(byKind[k], d)
+	}
+	for k, ds := range byKind {
+		table := k.table
 		b := array.NewRecordBuilder(p.cfg.mem, tombstoneSchema)
 		var n int64
 		for _, d := range ds {
@@ -316,14 +336,18 @@ func (p *Parquet) writeDeletes(dels []Delete, next *ledger, written *[]string, s
 		}
 		rec := b.NewRecordBatch()
 		b.Release()
-		rel := filepath.Join(table, fmt.Sprintf("%012d.deletes.parquet", next.Seq))
+		suffix, list := "deletes", next.Deletes
+		if k.byContact {
+			suffix, list = "cdeletes", next.ContactDeletes
+		}
+		rel := filepath.Join(table, fmt.Sprintf("%012d.%s.parquet", next.Seq, suffix))
 		err := p.writeFile(rel, tombstoneSchema, []arrowRecord{rec})
 		rec.Release()
 		if err != nil {
 			return fmt.Errorf("%s deletes: %w", table, err)
 		}
 		*written = append(*written, rel)
-		next.Deletes[table] = append(next.Deletes[table], rel)
+		list[table] = append(list[table], rel)
 		ts := stats.Tables[table]
 		ts.Deleted += n // keys asked for; matches are resolved at read time
 		stats.Tables[table] = ts
@@ -377,13 +401,18 @@ func syncDirs(root string, rels []string) error {
 
 func (l *ledger) clone() *ledger {
 	n := *l
-	n.Files, n.Deletes = map[string][]string{}, map[string][]string{}
+	n.Files, n.Deletes, n.ContactDeletes = map[string][]string{}, map[string][]string{}, map[string][]string{}
 	for k, v := range l.Files {
 		n.Files[k] = slices.Clone(v)
 	}
 	for k, v := range l.Deletes {
 		n.Deletes[k] = slices.Clone(v)
 	}
+	for k, v := range l.ContactDeletes {
+		n.ContactDeletes[k] = slices.Clone(v)
+	}
+	n.Sweeps = slices.Clone(l.Sweeps)
+	n.Reconciles = slices.Clone(l.Reconciles)
 	n.Watermarks = slices.Clone(l.Watermarks)
 	n.Windows = slices.Clone(l.Windows)
 	n.Runs = slices.Clone(l.Runs)

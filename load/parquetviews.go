@@ -3,6 +3,7 @@ package load
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ func (p *Parquet) views(l *ledger) (string, error) {
 		fmt.Fprintf(&b, "CREATE OR REPLACE VIEW %s AS\n%s;\n\n", t.Name, p.tableView(t, l))
 	}
 	b.WriteString(stateViews(l))
+	b.WriteString(p.sweepViews(l))
 	v, err := whsql.Read(whsql.Views)
 	if err != nil {
 		return "", err
@@ -37,47 +39,88 @@ func (p *Parquet) fileList(rels []string) string {
 }
 
 func (p *Parquet) tableView(t whsql.Table, l *ledger) string {
+	return p.mergedSelect(t, l, t.Columns(), "")
+}
+
+// mergedSelect is the merge rule of table t over the files l lists: per key
+// the row with the newest version (ties: the later commit, then the later
+// row); _deleted_at, when the row has none, is set by the latest delete of
+// its key (or of its contact_id, for deletes by contact) made in the row's
+// commit or after it. It returns the columns cols. where, when not empty,
+// filters the stored rows before the merge: it must keep or drop every
+// version of a key together.
+func (p *Parquet) mergedSelect(t whsql.Table, l *ledger, cols []string, where string) string {
 	files := l.Files[t.Name]
 	if len(files) == 0 {
-		return emptySelect(t.Schema)
+		return emptySelect(t.Schema, cols)
 	}
-	cols := quoteList(t.Columns())
 	src := fmt.Sprintf("read_parquet(%s, filename = true, file_row_number = true)", p.fileList(files))
+	if where != "" {
+		where = "\n    WHERE " + where
+	}
 	if len(t.Key) == 0 {
-		return fmt.Sprintf("SELECT %s FROM %s", cols, src)
+		return fmt.Sprintf("SELECT %s FROM %s%s", quoteList(cols), src, where)
+	}
+	dels, cdels := l.Deletes[t.Name], l.ContactDeletes[t.Name]
+	idCol := t.Key[len(t.Key)-1]
+	need := slices.Clone(cols)
+	for _, c := range append(slices.Clone(t.Key), whsql.ColDeletedAt, "contact_id") {
+		if c == "contact_id" && len(cdels) == 0 {
+			continue
+		}
+		if !slices.Contains(need, c) {
+			need = append(need, c)
+		}
 	}
 	seq := `CAST(regexp_extract(filename, '([0-9]+)\.parquet$', 1) AS BIGINT)`
-	latest := fmt.Sprintf(`SELECT %s, %s AS _seq FROM %s
+	latest := fmt.Sprintf(`SELECT %s, %s AS _seq FROM %s%s
     QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s DESC, %s DESC, file_row_number DESC) = 1`,
-		cols, seq, src, quoteList(t.Key), quote(t.Version), seq)
-	dels := l.Deletes[t.Name]
-	if len(dels) == 0 {
-		return fmt.Sprintf("SELECT %s FROM (%s)", cols, latest)
+		quoteList(need), seq, src, where, quoteList(t.Key), quote(t.Version), seq)
+	if len(dels)+len(cdels) == 0 {
+		return fmt.Sprintf("SELECT %s FROM (%s)", quoteList(cols), latest)
 	}
-	idCol := t.Key[len(t.Key)-1]
-	sel := make([]string, 0, len(t.Columns()))
-	for _, c := range t.Columns() {
+	// Each tombstone list keeps the latest delete per id; a delete applies
+	// to a row stored by its own commit or an earlier one.
+	tomb := func(files []string) string {
+		return fmt.Sprintf(`(SELECT * FROM read_parquet(%s)
+    QUALIFY row_number() OVER (PARTITION BY %s, id ORDER BY _seq DESC) = 1)`, p.fileList(files), quote(whsql.ColSource))
+	}
+	var joins []string
+	del := "NULL"
+	if len(dels) > 0 {
+		joins = append(joins, fmt.Sprintf("LEFT JOIN %s d ON d.%s = l.%s AND d.id = l.%s AND d._seq >= l._seq",
+			tomb(dels), quote(whsql.ColSource), quote(whsql.ColSource), quote(idCol)))
+		del = "d." + quote(whsql.ColDeletedAt)
+	}
+	if len(cdels) > 0 {
+		joins = append(joins, fmt.Sprintf("LEFT JOIN %s cd ON cd.%s = l.%s AND cd.id = l.contact_id AND cd._seq >= l._seq",
+			tomb(cdels), quote(whsql.ColSource), quote(whsql.ColSource)))
+		cdel := "cd." + quote(whsql.ColDeletedAt)
+		if len(dels) > 0 {
+			// Of two applicable deletes, the earlier commit's set the value.
+			del = fmt.Sprintf("CASE WHEN d._seq IS NOT NULL AND (cd._seq IS NULL OR d._seq <= cd._seq) THEN %s ELSE %s END", del, cdel)
+		} else {
+			del = cdel
+		}
+	}
+	sel := make([]string, 0, len(cols))
+	for _, c := range cols {
 		if c == whsql.ColDeletedAt {
-			sel = append(sel, fmt.Sprintf("CASE WHEN d._seq > l._seq THEN d.%[1]s ELSE l.%[1]s END AS %[1]s", quote(c)))
+			sel = append(sel, fmt.Sprintf("coalesce(l.%[1]s, %[2]s) AS %[1]s", quote(c), del))
 		} else {
 			sel = append(sel, "l."+quote(c))
 		}
 	}
-	return fmt.Sprintf(`SELECT %s
-FROM (%s) l
-LEFT JOIN (SELECT * FROM read_parquet(%s)
-    QUALIFY row_number() OVER (PARTITION BY %s, id ORDER BY _seq DESC) = 1) d
-  ON d.%s = l.%s AND d.id = l.%s`,
-		strings.Join(sel, ", "), latest, p.fileList(dels), quote(whsql.ColSource),
-		quote(whsql.ColSource), quote(whsql.ColSource), quote(idCol))
+	return fmt.Sprintf("SELECT %s\nFROM (%s) l\n%s", strings.Join(sel, ", "), latest, strings.Join(joins, "\n"))
 }
 
-// emptySelect is a query with s's columns and no rows.
-func emptySelect(s *arrow.Schema) string {
-	cols := make([]string, s.NumFields())
-	for i, f := range s.Fields() {
-		typ, _ := whsql.DuckDBType(f.Type)
-		cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", typ, quote(f.Name))
+// emptySelect is a query with the columns names of s and no rows.
+func emptySelect(s *arrow.Schema, names []string) string {
+	cols := make([]string, len(names))
+	for i, n := range names {
+		f, _ := s.FieldsByName(n)
+		typ, _ := whsql.DuckDBType(f[0].Type)
+		cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", typ, quote(n))
 	}
 	return "SELECT " + strings.Join(cols, ", ") + " WHERE false"
 }
