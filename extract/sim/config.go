@@ -86,6 +86,10 @@ type Faults struct {
 	SlowDelay    time.Duration // default 2s
 	Burst429     float64       // probability that a request starts a burst of 429s
 	BurstLen     int           // 429s in a burst, this request included; default 5
+	// Unexplained429: the 429s of bursts carry the true X-RateLimit-Remaining
+	// (seen: 429s while the headers say the window is far from spent);
+	// otherwise they say 0.
+	Unexplained429 bool
 	// MaxPerRequest caps the faults one request key can suffer; the attempt
 	// after that is served cleanly. Default 3, so a client allowing 4
 	// attempts always gets through (bursts started by others aside).
@@ -132,6 +136,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Faults.SlowDelay, "fault-slow-delay", orDur(c.Faults.SlowDelay, DefaultSlowDelay), "delay of a slow answer")
 	fs.Float64Var(&c.Faults.Burst429, "fault-429", c.Faults.Burst429, "probability that a request starts a burst of 429s")
 	fs.IntVar(&c.Faults.BurstLen, "fault-429-len", orInt(c.Faults.BurstLen, DefaultBurstLen), "429s per burst")
+	fs.BoolVar(&c.Faults.Unexplained429, "fault-429-unexplained", c.Faults.Unexplained429, "429 bursts keep the true X-RateLimit-Remaining")
 	fs.IntVar(&c.Faults.MaxPerRequest, "fault-max-per-request", orInt(c.Faults.MaxPerRequest, DefaultMaxFaultsKey), "faults one request can suffer before it is served")
 	fs.BoolVar(&c.Faults.Token, "fault-token", c.Faults.Token, "inject faults into POST /oauth/token too")
 	fs.IntVar(&c.Bad.WrongTypes, "bad-wrong-types", c.Bad.WrongTypes, "records with wrongly typed fields")

@@ -104,7 +104,7 @@ func (s *Server) api(kind string, h apiHandler) http.HandlerFunc {
 		}
 		p := s.decide(r.Method+" "+r.URL.RequestURI()+"\n"+string(body), bucket)
 		rp := s.handle(r, body, g, h, p)
-		if p.kind == Fault429 {
+		if p.kind == Fault429 && !s.cfg.Faults.Unexplained429 {
 			q.remaining = 0
 		}
 		s.send(w, r, rp, &q, p)
