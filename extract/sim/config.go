@@ -113,6 +113,16 @@ type BadData struct {
 	// ListRepeatAtPage K (>= 2): the deprecated list's page K returns the
 	// request's cursor as its meta.startAfter/startAfterId.
 	ListRepeatAtPage int
+	// SearchOmitsContacts: every search answer is {"total":N}, without a
+	// contacts field.
+	SearchOmitsContacts bool
+	// SearchOmitsCursor: search results carry no searchAfter; page mode
+	// (page * pageLimit <= 10,000) still works.
+	SearchOmitsCursor bool
+	// MalformedSearchPage K (>= 1): search page K (in either mode, counted
+	// from the request's position) is cut mid-record every time it is
+	// asked for.
+	MalformedSearchPage int
 }
 
 // RegisterFlags registers the simulator's flags on fs, writing into c. Call
@@ -145,6 +155,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Bad.MalformedChildList, "bad-malformed-children", c.Bad.MalformedChildList, "child lists that are not valid JSON")
 	fs.IntVar(&c.Bad.MissingID, "bad-missing-id", c.Bad.MissingID, "records without id")
 	fs.IntVar(&c.Bad.SearchStuckAtPage, "bad-search-stuck-page", c.Bad.SearchStuckAtPage, "search cursor stops advancing at this page (0 = never)")
+	fs.BoolVar(&c.Bad.SearchOmitsContacts, "bad-search-no-contacts", c.Bad.SearchOmitsContacts, "search answers have no contacts field")
+	fs.BoolVar(&c.Bad.SearchOmitsCursor, "bad-search-no-cursor", c.Bad.SearchOmitsCursor, "search results have no searchAfter")
+	fs.IntVar(&c.Bad.MalformedSearchPage, "bad-search-malformed-page", c.Bad.MalformedSearchPage, "search page that is cut mid-record (0 = never)")
 	fs.IntVar(&c.Bad.ListRepeatAtPage, "bad-list-repeat-page", c.Bad.ListRepeatAtPage, "deprecated list repeats its cursor at this page (0 = never)")
 }
 

@@ -204,9 +204,13 @@ func (c *contact) searchJSON(s *Server) []byte {
 	return c.enc.search
 }
 
-// appendSearch appends the search form of c with its searchAfter.
-func (s *Server) appendSearch(b []byte, c *contact, sortMs int64) []byte {
+// appendSearch appends the search form of c, with its searchAfter when
+// cursor is set.
+func (s *Server) appendSearch(b []byte, c *contact, sortMs int64, cursor bool) []byte {
 	j := c.searchJSON(s)
+	if !cursor {
+		return append(b, j...)
+	}
 	b = append(b, j[:len(j)-1]...)
 	b = append(b, `,"searchAfter":[`...)
 	b = strconv.AppendInt(b, sortMs, 10)
