@@ -2,7 +2,9 @@ package sim
 
 import (
 	"flag"
+	"strings"
 	"time"
+	_ "time/tzdata" // the locations' zones must load on any machine
 )
 
 // Defaults of Config, applied by New to zero fields.
@@ -18,6 +20,10 @@ const (
 	unlimitedRateHeader  = 1_000_000
 	unlimitedDailyHeader = 200_000
 )
+
+// DefaultTimeZones spread the locations over three zones: two with daylight
+// saving time on different dates, one without.
+var DefaultTimeZones = []string{"America/New_York", "Europe/Berlin", "Asia/Kolkata"}
 
 // defaultEpoch is the end of the generated history when Config.Epoch is
 // zero: data is the same from run to run whatever the wall clock says.
@@ -52,6 +58,15 @@ type Config struct {
 
 	RateLimit  RateLimit
 	RetryAfter bool // send Retry-After (seconds) on 429
+	// TimeZones are the IANA zones of the locations, location i taking
+	// TimeZones[i % len]; GET /locations/{id} tells them and zone-less
+	// appointment times are in them. Default DefaultTimeZones.
+	TimeZones []string
+	// ChildContactMismatch is the share of tasks, notes and appointments
+	// whose body contactId is not the contact of the request path (another
+	// contact's id, or the vendor examples' id), as the vendor's own
+	// examples show. The path contact stays the parent (see Truth).
+	ChildContactMismatch float64
 	// SearchOmitsDND drops dndSettings from search results (seen in the
 	// real API); GET /contacts/{id} always has them.
 	SearchOmitsDND bool
@@ -138,6 +153,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RateLimit.Interval, "rate-interval", orDur(c.RateLimit.Interval, DefaultRateInterval), "rate limit interval")
 	fs.IntVar(&c.RateLimit.Daily, "rate-daily", c.RateLimit.Daily, "requests per day per location (0 = unlimited)")
 	fs.BoolVar(&c.RetryAfter, "retry-after", c.RetryAfter, "send Retry-After on 429")
+	fs.Float64Var(&c.ChildContactMismatch, "child-contact-mismatch", c.ChildContactMismatch, "share of children whose body contactId is another contact's")
+	fs.Func("time-zones", "comma-separated IANA zones of the locations, in turn (default "+strings.Join(DefaultTimeZones, ",")+")", func(v string) error {
+		zs := strings.Split(v, ",")
+		for _, z := range zs {
+			if _, err := time.LoadLocation(z); err != nil {
+				return err
+			}
+		}
+		c.TimeZones = zs
+		return nil
+	})
 	fs.BoolVar(&c.SearchOmitsDND, "search-omits-dnd", c.SearchOmitsDND, "omit dndSettings from search results")
 	fs.Float64Var(&c.Faults.Rate5xx, "fault-5xx", c.Faults.Rate5xx, "probability of a 5xx answer")
 	fs.Float64Var(&c.Faults.RateReset, "fault-reset", c.Faults.RateReset, "probability of a connection reset")
@@ -176,6 +202,9 @@ func (c *Config) applyDefaults() {
 		if now := c.Now(); now.Before(c.Epoch) {
 			c.Epoch = now.UTC().Truncate(24 * time.Hour)
 		}
+	}
+	if len(c.TimeZones) == 0 {
+		c.TimeZones = DefaultTimeZones
 	}
 	c.AccessTTL = orDur(c.AccessTTL, DefaultAccessTTL)
 	c.ClientID = orStr(c.ClientID, DefaultClientID)
