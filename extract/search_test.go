@@ -183,3 +183,39 @@ func mustMarshal(v any) []byte {
 	}
 	return b
 }
+
+// CheckSearch reads one real page and fails when the run could not use it.
+func TestCheckSearch(t *testing.T) {
+	cases := []struct {
+		name     string
+		cfg      sim.Config
+		wantErr  error
+		pageMode bool
+		warnings int
+	}{
+		{"good", sim.Config{Seed: 9, Contacts: 40}, nil, false, 0},
+		{"no contacts field", sim.Config{Seed: 9, Contacts: 40, Bad: sim.BadData{SearchOmitsContacts: true}}, ErrNoContacts, false, 0},
+		{"no cursor", sim.Config{Seed: 9, Contacts: 40, Bad: sim.BadData{SearchOmitsCursor: true}}, nil, true, 1},
+		{"malformed page", sim.Config{Seed: 9, Contacts: 40, Bad: sim.BadData{MalformedSearchPage: 1}}, ErrBadPage, false, 0},
+		{"empty location", sim.Config{Seed: 9}, nil, false, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startSim(t, tc.cfg, nil)
+			r, err := e.c.CheckSearch(context.Background())
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Total != tc.cfg.Contacts || r.Contacts != min(tc.cfg.Contacts, CheckPageLimit) || r.WithIDs != r.Contacts ||
+				r.PageMode != tc.pageMode || r.Cursor == (tc.pageMode || tc.cfg.Contacts == 0) || len(r.Warnings) != tc.warnings || r.Limits.Max == 0 {
+				t.Errorf("check %+v", r)
+			}
+		})
+	}
+}
