@@ -28,6 +28,8 @@ const (
 	DefaultMaxBody    = 64 << 20 // a 10 MB note must pass; an endless body must not
 	DefaultMaxRetries = 6
 	DefaultTimeout    = 60 * time.Second
+	// DefaultRateLimitPatience bounds how long one call waits out 429s.
+	DefaultRateLimitPatience = 15 * time.Minute
 )
 
 // ErrBodyTooLarge is returned when a response exceeds the body cap.
@@ -91,7 +93,9 @@ type Client struct {
 	retryBudget *RetryBudget
 	stats       *Counters
 	limits      limitsBox
+	patience    time.Duration
 	sleep       func(context.Context, time.Duration) error
+	now         func() time.Time
 }
 
 // Option configures a Client.
@@ -103,10 +107,22 @@ func WithGovernor(g Governor) Option { return func(c *Client) { c.gov = g } }
 // WithMaxBody caps response bodies.
 func WithMaxBody(n int64) Option { return func(c *Client) { c.maxBody = n } }
 
-// WithRetries sets the per-request retry cap and an optional per-run budget
-// shared by every client of the run (nil: unlimited).
+// WithRetries sets the per-request retry cap (failures: 408, 5xx, transport
+// errors; 429s are not failures, see WithRateLimitPatience) and an optional
+// per-run budget shared by every client of the run (nil: unlimited).
 func WithRetries(perRequest int, runBudget *RetryBudget) Option {
 	return func(c *Client) { c.maxRetries, c.retryBudget = perRequest, runBudget }
+}
+
+// WithRateLimitPatience bounds the time one call spends waiting out 429s
+// (default DefaultRateLimitPatience). 429s do not count against the
+// per-request retry cap, but each one spends a retry of the run's budget.
+func WithRateLimitPatience(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.patience = d
+		}
+	}
 }
 
 // WithCounters makes the client count into s (e.g. one Counters per location).
@@ -125,7 +141,9 @@ func NewClient(baseURL, locationID string, hc *http.Client, opts ...Option) (*Cl
 		maxBody:    DefaultMaxBody,
 		maxRetries: DefaultMaxRetries,
 		stats:      new(Counters),
+		patience:   DefaultRateLimitPatience,
 		sleep:      sleepCtx,
+		now:        time.Now,
 	}
 	for _, o := range opts {
 		o(c)
@@ -152,7 +170,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
-	for attempt := 0; ; attempt++ {
+	attempt, limited := 0, 0 // failed attempts; 429s waited out
+	var limitedSince time.Time
+	for {
 		b, retryAfter, err := c.once(ctx, method, u.String(), path, payload)
 		if err == nil {
 			c.gov.Success()
@@ -161,11 +181,32 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if !retryable(err) || attempt >= c.maxRetries || !c.takeRetry() {
+		if !retryable(err) {
 			return nil, err
 		}
+		var wait time.Duration
+		if isRateLimited(err) {
+			// Waiting out a rate limit is not a failed attempt; it is
+			// bounded by the patience and the run's retry budget.
+			if limited == 0 {
+				limitedSince = c.now()
+			}
+			if waited := c.now().Sub(limitedSince); waited >= c.patience {
+				return nil, fmt.Errorf("%w (%v): %w", ErrRateLimitPatience, waited.Round(time.Second), err)
+			}
+			if !c.takeRetry() {
+				return nil, err
+			}
+			wait = backoff(limited)
+			limited++
+		} else {
+			if attempt >= c.maxRetries || !c.takeRetry() {
+				return nil, err
+			}
+			wait = backoff(attempt)
+			attempt++
+		}
 		c.stats.Retries.Add(1)
-		wait := backoff(attempt)
 		if retryAfter > 0 {
 			wait = retryAfter
 		}
@@ -175,6 +216,16 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		c.stats.WaitNanos.Add(int64(time.Since(start)))
 	}
+}
+
+// ErrRateLimitPatience is returned (with the last 429) when one call was
+// refused by the rate limit for longer than its patience
+// (WithRateLimitPatience).
+var ErrRateLimitPatience = errors.New("rate limited for longer than the patience allows")
+
+func isRateLimited(err error) bool {
+	var he *api.HTTPError
+	return errors.As(err, &he) && he.Status == http.StatusTooManyRequests
 }
 
 func (c *Client) takeRetry() bool { return c.retryBudget.Take() }

@@ -46,6 +46,13 @@ const (
 	floorDivisor = 64
 	// climbSteps successes bring a halved rate back to the ceiling.
 	climbSteps = 25
+	// transientPauseDivisor: a 429 the headers do not explain, without
+	// Retry-After, pauses requests for interval/transientPauseDivisor.
+	transientPauseDivisor = 10
+	// staleDailyShare: a Daily-Remaining above the lowest seen, on the same
+	// UTC day, is a late answer unless it rose by more than this share of
+	// the daily limit (a reset at another hour than midnight UTC).
+	staleDailyShare = 10
 )
 
 // RateGovernor is a token bucket (burst 1) seeded from configuration and
@@ -56,11 +63,19 @@ const (
 //   - Remaining falling to the requests we have in flight means someone else
 //     spends the same quota: the rate drops by a quarter and requests pause
 //     for a tenth of the interval;
-//   - a 429 halves the rate and pauses every request for Retry-After (seconds
-//     or an HTTP date, capped at MaxRetryAfter) or else the interval;
+//   - a 429 the headers explain (Remaining down to our requests in flight,
+//     or no Remaining header, or our last interval up to Max) halves the
+//     rate and pauses every request for Retry-After (seconds or an HTTP
+//     date, capped at MaxRetryAfter) or else the interval;
+//   - a 429 they do not explain (Remaining high, we were under the rate) is
+//     transient: requests pause for Retry-After or a tenth of the interval,
+//     and the rate is kept;
 //   - each success climbs back a step towards the ceiling;
-//   - Daily-Remaining is tracked; once what is left (less the requests in
-//     flight) would dip into the reserve, Wait fails with ErrQuotaReserve.
+//   - Daily-Remaining is tracked as the lowest value of the day (late
+//     answers carry higher ones), and a request that got no answer counts as
+//     spent; once what is left, less the requests in flight, would dip into
+//     the reserve, Wait fails with ErrQuotaReserve, so that requests sent
+//     concurrently never overrun it.
 //
 // One RateGovernor serves one (source, location): every request to that
 // location, paging and fan-out alike, must go through it.
@@ -75,6 +90,7 @@ type RateGovernor struct {
 	pauseUntil time.Time
 	inflight   int64
 	daily      int64 // X-RateLimit-Daily-Remaining as tracked; -1 until a header says
+	dailyDay   string
 	dailyLimit int64
 	reserve    Reserve
 	recent     []time.Time // when our requests of the last interval went
@@ -87,6 +103,7 @@ type RateGovernor struct {
 // GovernorStats counts what a governor did.
 type GovernorStats struct {
 	Limited   int64 // 429s observed
+	Transient int64 // of those, 429s the headers did not explain (rate kept)
 	Brakes    int64 // times Remaining ran out without a 429
 	Paused    time.Duration
 	Throttled time.Duration // time requests spent waiting for a token
@@ -168,7 +185,9 @@ func (g *RateGovernor) Wait(ctx context.Context) error {
 		g.mu.Unlock()
 		if d > 0 {
 			if err := g.sleep(ctx, d); err != nil {
-				g.Observe(0, nil)
+				g.mu.Lock()
+				g.inflight-- // never sent
+				g.mu.Unlock()
 				return err
 			}
 		}
@@ -200,6 +219,11 @@ func (g *RateGovernor) Observe(status int, h http.Header) {
 		g.inflight--
 	}
 	if h == nil {
+		// No answer: the server may have counted the request all the
+		// same, so it stays spent.
+		if g.daily > 0 {
+			g.daily--
+		}
 		return
 	}
 	now := g.now()
@@ -220,16 +244,32 @@ func (g *RateGovernor) Observe(status int, h http.Header) {
 		g.dailyLimit = d
 	}
 	if d, ok := headerInt(h, "X-RateLimit-Daily-Remaining"); ok {
-		// Answers arrive out of order: keep the lowest, unless the value
-		// rose by more than reordering explains (a new day).
-		if g.daily < 0 || d < g.daily || d > g.daily+g.inflight+1 {
-			g.daily = d
+		// Answers arrive out of order: keep the lowest. A higher value
+		// is a late answer unless the day changed (or it rose by more
+		// than any reordering could explain).
+		day := now.UTC().Format(time.DateOnly)
+		limit := g.dailyLimit
+		if limit <= 0 {
+			limit = DefaultDailyLimit
+		}
+		if g.daily < 0 || d < g.daily || (d > g.daily && (day != g.dailyDay || d-g.daily > limit/staleDailyShare)) {
+			g.daily, g.dailyDay = d, day
 		}
 	}
 	if status == http.StatusTooManyRequests {
 		g.stats.Limited++
-		g.lim.SetLimitAt(now, max(g.lim.Limit()/2, g.floor))
 		wait := parseRetryAfter(h.Get("Retry-After"), now)
+		if !g.overranLocked(h, now) {
+			// The headers do not explain it: a transient refusal.
+			// Obey Retry-After or pause briefly; keep the rate.
+			g.stats.Transient++
+			if wait == 0 {
+				wait = g.interval / transientPauseDivisor
+			}
+			g.pauseAt(now, wait)
+			return
+		}
+		g.lim.SetLimitAt(now, max(g.lim.Limit()/2, g.floor))
 		if wait == 0 {
 			wait = g.interval
 		}
@@ -243,6 +283,18 @@ func (g *RateGovernor) Observe(status int, h http.Header) {
 		g.lim.SetLimitAt(now, max(g.lim.Limit()*3/4, g.floor))
 		g.pauseAt(now, g.interval/10)
 	}
+}
+
+// overranLocked says whether a 429's headers show that the window was spent:
+// Remaining down to what we have in flight, or our own requests of the last
+// interval up to Max. Without a Remaining header we cannot tell, and assume
+// we did.
+func (g *RateGovernor) overranLocked(h http.Header, now time.Time) bool {
+	r, ok := headerInt(h, "X-RateLimit-Remaining")
+	if !ok || r <= g.inflight {
+		return true
+	}
+	return g.sentSince(now.Add(-g.interval)) >= g.max
 }
 
 // sentSince counts our requests that went at or after t, forgetting older ones.

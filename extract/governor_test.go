@@ -316,3 +316,121 @@ func TestBackoffFullJitter(t *testing.T) {
 		}
 	}
 }
+
+// Concurrent requests whose answers come back out of order never spend the
+// reserve: the server's own count is the ground truth. The first request of
+// each batch is answered last, carrying the highest Daily-Remaining of the
+// batch (the pattern that once let a run send 1,084 requests against a
+// budget of 1,080).
+func TestGovernorDailyReserveCountsInFlight(t *testing.T) {
+	const daily, reserve, conc = 1200, 120, 9
+	for _, lose := range []bool{false, true} {
+		g, _ := newTestGovernor(1_000_000, time.Second, WithDailyReserve(Reserve{Requests: reserve}))
+		ctx := context.Background()
+		served := 0 // the server's count
+		var stop error
+		for stop == nil {
+			var answers []int
+			for range conc {
+				if stop = g.Wait(ctx); stop != nil {
+					break
+				}
+				served++
+				answers = append(answers, daily-served)
+			}
+			// Late first answer: the others come back before it.
+			for i := len(answers) - 1; i >= 0; i-- {
+				j := (i + 1) % len(answers)
+				if lose && j == 1 {
+					g.Observe(0, nil) // counted by the server, no answer
+					continue
+				}
+				g.Observe(200, limitHeaders(1_000_000, 999_999, time.Second, daily, answers[j]))
+			}
+		}
+		if !errors.Is(stop, ErrQuotaReserve) {
+			t.Fatalf("lose %v: stopped with %v", lose, stop)
+		}
+		if served > daily-reserve {
+			t.Errorf("lose %v: server counted %d requests, budget %d", lose, served, daily-reserve)
+		}
+		if served < daily-reserve-conc {
+			t.Errorf("lose %v: stopped at %d, far below the budget %d", lose, served, daily-reserve)
+		}
+	}
+}
+
+// A rise of Daily-Remaining within the same UTC day is a late answer; on a
+// new day it is the reset quota.
+func TestGovernorDailyNewDay(t *testing.T) {
+	g, clk := newTestGovernor(100, time.Second)
+	ctx := context.Background()
+	obs := func(rem int) {
+		_ = g.Wait(ctx)
+		g.Observe(200, limitHeaders(100, 99, time.Second, 1000, rem))
+	}
+	obs(500)
+	obs(520)
+	if g.DailyRemaining() != 500 {
+		t.Fatalf("late answer taken: %d", g.DailyRemaining())
+	}
+	clk.t = clk.t.Add(24 * time.Hour)
+	obs(999)
+	if g.DailyRemaining() != 999 {
+		t.Fatalf("new day not taken: %d", g.DailyRemaining())
+	}
+}
+
+// A 429 that the rate-limit headers do not explain (Remaining high, we were
+// under the rate) pauses briefly, or for Retry-After, and keeps the rate;
+// one they explain halves it.
+func TestUnexplained429KeepsRate(t *testing.T) {
+	cases := []struct {
+		name       string
+		remaining  int
+		retryAfter string
+		wantHalve  bool
+		wantPause  time.Duration
+	}{
+		{"remaining high, no Retry-After", 80, "", false, time.Second},
+		{"remaining high, Retry-After", 80, "4", false, 4 * time.Second},
+		{"remaining 0", 0, "", true, 10 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g, clk := newTestGovernor(100, 10*time.Second)
+			ceil := g.Ceiling()
+			_ = g.Wait(context.Background())
+			h := limitHeaders(100, c.remaining, 10*time.Second, 200000, 100000)
+			if c.retryAfter != "" {
+				h.Set("Retry-After", c.retryAfter)
+			}
+			g.Observe(http.StatusTooManyRequests, h)
+			want := ceil
+			if c.wantHalve {
+				want = ceil / 2
+			}
+			if !near(g.Limit(), want) {
+				t.Errorf("limit %v, want %v", g.Limit(), want)
+			}
+			if got := g.PausedUntil().Sub(clk.now()); got != c.wantPause {
+				t.Errorf("pause %v, want %v", got, c.wantPause)
+			}
+			if st := g.Stats(); st.Limited != 1 || (st.Transient == 1) == c.wantHalve {
+				t.Errorf("stats %+v", st)
+			}
+		})
+	}
+	// Our own requests filling the window explain a 429 whatever Remaining says.
+	g, _ := newTestGovernor(10, 10*time.Second)
+	for range 10 {
+		_ = g.Wait(context.Background())
+		g.Observe(200, limitHeaders(10, 9, 10*time.Second, 200000, 100000))
+	}
+	_ = g.Wait(context.Background())
+	ceil := g.Ceiling()
+	g.Observe(http.StatusTooManyRequests, limitHeaders(10, 9, 10*time.Second, 200000, 100000))
+	if !near(g.Limit(), ceil/2) {
+		t.Errorf("after our own overrun: limit %v, want %v", g.Limit(), ceil/2)
+	}
+}

@@ -14,6 +14,9 @@ const (
 	VersionContacts  = "2021-07-28"
 	VersionCalendars = "2021-04-15"
 	ScopeContactsRO  = "contacts.readonly"
+	// ScopeLocationsRO lets GET /locations/{id} tell the location's time
+	// zone; it is optional.
+	ScopeLocationsRO = "locations.readonly"
 )
 
 // Resource names, used in paths, tables, state and rejects.
@@ -185,6 +188,22 @@ type NotesResponse struct {
 }
 type EventsResponse struct {
 	Events []json.RawMessage `json:"events"`
+}
+
+// Location is a location (sub-account) as GET /locations/{locationId}
+// returns it; the exporter needs its Timezone (IANA name), the zone of the
+// zone-less appointment times of its contacts.
+type Location struct {
+	ID        string `json:"id"`
+	CompanyID string `json:"companyId,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Timezone  string `json:"timezone,omitempty"`
+	Country   string `json:"country,omitempty"`
+}
+
+// LocationResponse wraps GET /locations/{locationId}.
+type LocationResponse struct {
+	Location *Location `json:"location"`
 }
 
 // ContactResponse wraps GET /contacts/{id}; NoteResponse GET .../notes/{id}.

@@ -2,7 +2,9 @@ package sim
 
 import (
 	"flag"
+	"strings"
 	"time"
+	_ "time/tzdata" // the locations' zones must load on any machine
 )
 
 // Defaults of Config, applied by New to zero fields.
@@ -18,6 +20,10 @@ const (
 	unlimitedRateHeader  = 1_000_000
 	unlimitedDailyHeader = 200_000
 )
+
+// DefaultTimeZones spread the locations over three zones: two with daylight
+// saving time on different dates, one without.
+var DefaultTimeZones = []string{"America/New_York", "Europe/Berlin", "Asia/Kolkata"}
 
 // defaultEpoch is the end of the generated history when Config.Epoch is
 // zero: data is the same from run to run whatever the wall clock says.
@@ -52,6 +58,15 @@ type Config struct {
 
 	RateLimit  RateLimit
 	RetryAfter bool // send Retry-After (seconds) on 429
+	// TimeZones are the IANA zones of the locations, location i taking
+	// TimeZones[i % len]; GET /locations/{id} tells them and zone-less
+	// appointment times are in them. Default DefaultTimeZones.
+	TimeZones []string
+	// ChildContactMismatch is the share of tasks, notes and appointments
+	// whose body contactId is not the contact of the request path (another
+	// contact's id, or the vendor examples' id), as the vendor's own
+	// examples show. The path contact stays the parent (see Truth).
+	ChildContactMismatch float64
 	// SearchOmitsDND drops dndSettings from search results (seen in the
 	// real API); GET /contacts/{id} always has them.
 	SearchOmitsDND bool
@@ -86,6 +101,10 @@ type Faults struct {
 	SlowDelay    time.Duration // default 2s
 	Burst429     float64       // probability that a request starts a burst of 429s
 	BurstLen     int           // 429s in a burst, this request included; default 5
+	// Unexplained429: the 429s of bursts carry the true X-RateLimit-Remaining
+	// (seen: 429s while the headers say the window is far from spent);
+	// otherwise they say 0.
+	Unexplained429 bool
 	// MaxPerRequest caps the faults one request key can suffer; the attempt
 	// after that is served cleanly. Default 3, so a client allowing 4
 	// attempts always gets through (bursts started by others aside).
@@ -109,6 +128,16 @@ type BadData struct {
 	// ListRepeatAtPage K (>= 2): the deprecated list's page K returns the
 	// request's cursor as its meta.startAfter/startAfterId.
 	ListRepeatAtPage int
+	// SearchOmitsContacts: every search answer is {"total":N}, without a
+	// contacts field.
+	SearchOmitsContacts bool
+	// SearchOmitsCursor: search results carry no searchAfter; page mode
+	// (page * pageLimit <= 10,000) still works.
+	SearchOmitsCursor bool
+	// MalformedSearchPage K (>= 1): search page K (in either mode, counted
+	// from the request's position) is cut mid-record every time it is
+	// asked for.
+	MalformedSearchPage int
 }
 
 // RegisterFlags registers the simulator's flags on fs, writing into c. Call
@@ -124,6 +153,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RateLimit.Interval, "rate-interval", orDur(c.RateLimit.Interval, DefaultRateInterval), "rate limit interval")
 	fs.IntVar(&c.RateLimit.Daily, "rate-daily", c.RateLimit.Daily, "requests per day per location (0 = unlimited)")
 	fs.BoolVar(&c.RetryAfter, "retry-after", c.RetryAfter, "send Retry-After on 429")
+	fs.Float64Var(&c.ChildContactMismatch, "child-contact-mismatch", c.ChildContactMismatch, "share of children whose body contactId is another contact's")
+	fs.Func("time-zones", "comma-separated IANA zones of the locations, in turn (default "+strings.Join(DefaultTimeZones, ",")+")", func(v string) error {
+		zs := strings.Split(v, ",")
+		for _, z := range zs {
+			if _, err := time.LoadLocation(z); err != nil {
+				return err
+			}
+		}
+		c.TimeZones = zs
+		return nil
+	})
 	fs.BoolVar(&c.SearchOmitsDND, "search-omits-dnd", c.SearchOmitsDND, "omit dndSettings from search results")
 	fs.Float64Var(&c.Faults.Rate5xx, "fault-5xx", c.Faults.Rate5xx, "probability of a 5xx answer")
 	fs.Float64Var(&c.Faults.RateReset, "fault-reset", c.Faults.RateReset, "probability of a connection reset")
@@ -132,6 +172,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Faults.SlowDelay, "fault-slow-delay", orDur(c.Faults.SlowDelay, DefaultSlowDelay), "delay of a slow answer")
 	fs.Float64Var(&c.Faults.Burst429, "fault-429", c.Faults.Burst429, "probability that a request starts a burst of 429s")
 	fs.IntVar(&c.Faults.BurstLen, "fault-429-len", orInt(c.Faults.BurstLen, DefaultBurstLen), "429s per burst")
+	fs.BoolVar(&c.Faults.Unexplained429, "fault-429-unexplained", c.Faults.Unexplained429, "429 bursts keep the true X-RateLimit-Remaining")
 	fs.IntVar(&c.Faults.MaxPerRequest, "fault-max-per-request", orInt(c.Faults.MaxPerRequest, DefaultMaxFaultsKey), "faults one request can suffer before it is served")
 	fs.BoolVar(&c.Faults.Token, "fault-token", c.Faults.Token, "inject faults into POST /oauth/token too")
 	fs.IntVar(&c.Bad.WrongTypes, "bad-wrong-types", c.Bad.WrongTypes, "records with wrongly typed fields")
@@ -140,6 +181,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Bad.MalformedChildList, "bad-malformed-children", c.Bad.MalformedChildList, "child lists that are not valid JSON")
 	fs.IntVar(&c.Bad.MissingID, "bad-missing-id", c.Bad.MissingID, "records without id")
 	fs.IntVar(&c.Bad.SearchStuckAtPage, "bad-search-stuck-page", c.Bad.SearchStuckAtPage, "search cursor stops advancing at this page (0 = never)")
+	fs.BoolVar(&c.Bad.SearchOmitsContacts, "bad-search-no-contacts", c.Bad.SearchOmitsContacts, "search answers have no contacts field")
+	fs.BoolVar(&c.Bad.SearchOmitsCursor, "bad-search-no-cursor", c.Bad.SearchOmitsCursor, "search results have no searchAfter")
+	fs.IntVar(&c.Bad.MalformedSearchPage, "bad-search-malformed-page", c.Bad.MalformedSearchPage, "search page that is cut mid-record (0 = never)")
 	fs.IntVar(&c.Bad.ListRepeatAtPage, "bad-list-repeat-page", c.Bad.ListRepeatAtPage, "deprecated list repeats its cursor at this page (0 = never)")
 }
 
@@ -158,6 +202,9 @@ func (c *Config) applyDefaults() {
 		if now := c.Now(); now.Before(c.Epoch) {
 			c.Epoch = now.UTC().Truncate(24 * time.Hour)
 		}
+	}
+	if len(c.TimeZones) == 0 {
+		c.TimeZones = DefaultTimeZones
 	}
 	c.AccessTTL = orDur(c.AccessTTL, DefaultAccessTTL)
 	c.ClientID = orStr(c.ClientID, DefaultClientID)

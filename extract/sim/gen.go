@@ -255,9 +255,77 @@ func pad2(n int) string {
 	return strconv.Itoa(n)
 }
 
+// kidOpts are what genKids needs of the world.
+type kidOpts struct {
+	zone     *time.Location // the location's: zone-less times are in it
+	mismatch float64        // Config.ChildContactMismatch
+}
+
+// vendorExampleContactID is the contactId of the vendor's examples.
+const vendorExampleContactID = "ve9EPM428h8vShlRW1KT"
+
+// bodyContactID is the contactId a child's body carries: the path
+// contact's, or for a share mismatch of children another one.
+func bodyContactID(seed int64, idx, j int, salt uint64, path string, mismatch float64) string {
+	if mismatch <= 0 {
+		return path
+	}
+	h := hash(uint64(seed), salt, uint64(idx), uint64(j), 0xC1D)
+	if unit(h) >= mismatch {
+		return path
+	}
+	if h%2 == 0 {
+		return vendorExampleContactID
+	}
+	return makeID(uint64(seed), saltContactID, uint64(idx+1)) // the next generated contact
+}
+
+// naiveLayout is how the appointments endpoint writes zone-less times.
+const naiveLayout = "2006-01-02 15:04:05"
+
+// dstSpan returns a 3-hour appointment centred on a daylight-saving change
+// of z in year (spring when spring is set, else autumn), whose ends are
+// neither in the spring gap nor in the autumn overlap, or false when z has
+// no such change that year.
+func dstSpan(z *time.Location, year int, spring bool) (start, end time.Time, ok bool) {
+	t := time.Date(year, 1, 1, 12, 0, 0, 0, z)
+	for range 4 {
+		_, next := t.ZoneBounds()
+		if next.IsZero() || next.Year() != year {
+			return time.Time{}, time.Time{}, false
+		}
+		_, before := next.Add(-time.Second).Zone()
+		_, after := next.Zone()
+		if (after > before) == spring {
+			start, end = next.Add(-90*time.Minute), next.Add(90*time.Minute)
+			if unambiguous(start, z) && unambiguous(end, z) {
+				return start, end, true
+			}
+			return time.Time{}, time.Time{}, false
+		}
+		t = next
+	}
+	return time.Time{}, time.Time{}, false
+}
+
+// unambiguous says whether t written as a zone-less time in z reads back as t.
+func unambiguous(t time.Time, z *time.Location) bool {
+	p, err := time.ParseInLocation(naiveLayout, t.In(z).Format(naiveLayout), z)
+	if err != nil || !p.Equal(t) {
+		return false
+	}
+	// In an overlap the same wall time names two instants: reject those too.
+	for _, d := range []time.Duration{-time.Hour, time.Hour} {
+		if o := t.Add(d); o.In(z).Format(naiveLayout) == t.In(z).Format(naiveLayout) {
+			return false
+		}
+	}
+	return true
+}
+
 // genKids builds the children of generated contact idx: about six on
 // average, none for 15% of contacts, 30 or more for about 2%.
-func genKids(seed int64, idx int, c *api.Contact, addMs, updMs int64) *kids {
+func genKids(seed int64, idx int, c *api.Contact, addMs, updMs int64, o kidOpts) *kids {
 	r := newRand(seed, saltKids, uint64(idx))
 	n := 0
 	switch p := r.Float64(); {
@@ -269,6 +337,10 @@ func genKids(seed int64, idx int, c *api.Contact, addMs, updMs int64) *kids {
 		n = min(n, 29)
 	}
 	k := &kids{}
+	zone := o.zone
+	if zone == nil {
+		zone = time.UTC
+	}
 	span := max(updMs-addMs, 1)
 	for j := range n {
 		at := addMs + r.Int64N(span)
@@ -276,7 +348,8 @@ func genKids(seed int64, idx int, c *api.Contact, addMs, updMs int64) *kids {
 		case p < 0.3:
 			t := api.Task{
 				ID: makeID(uint64(seed), saltTask, uint64(idx), uint64(j)), Title: pick(r, taskTitles),
-				Body: pick(r, noteBodies), AssignedTo: pick(r, users), Completed: r.Float64() < 0.4, ContactID: c.ID,
+				Body: pick(r, noteBodies), AssignedTo: pick(r, users), Completed: r.Float64() < 0.4,
+				ContactID: bodyContactID(seed, idx, j, saltTask, c.ID, o.mismatch),
 			}
 			if r.Float64() < 0.8 {
 				t.DueDate = fmtMs(at + r.Int64N(30*dayMs))
@@ -285,7 +358,8 @@ func genKids(seed int64, idx int, c *api.Contact, addMs, updMs int64) *kids {
 		case p < 0.75:
 			nt := api.Note{
 				ID: makeID(uint64(seed), saltNote, uint64(idx), uint64(j)), Body: pick(r, noteBodies), UserID: pick(r, users),
-				DateAdded: fmtMs(at), ContactID: c.ID, Color: pick(r, noteColors), Pinned: r.Float64() < 0.1,
+				DateAdded: fmtMs(at), ContactID: bodyContactID(seed, idx, j, saltNote, c.ID, o.mismatch),
+				Color: pick(r, noteColors), Pinned: r.Float64() < 0.1,
 			}
 			if r.Float64() < 0.3 {
 				nt.Title = "Note " + strconv.Itoa(j)
@@ -297,7 +371,8 @@ func genKids(seed int64, idx int, c *api.Contact, addMs, updMs int64) *kids {
 			e := api.Event{
 				ID: makeID(uint64(seed), saltEvent, uint64(idx), uint64(j)), CalendarID: "cal" + strconv.Itoa(r.IntN(3)) + "Pq8Rs7Tu6Vw5Xy4Za",
 				Title: pick(r, eventTitles), Status: pick(r, evStatuses), AssignedUserID: pick(r, users),
-				Address: "https://meet.example.com/" + strconv.Itoa(j), LocationID: c.LocationID, ContactID: c.ID,
+				Address: "https://meet.example.com/" + strconv.Itoa(j), LocationID: c.LocationID,
+				ContactID: bodyContactID(seed, idx, j, saltEvent, c.ID, o.mismatch),
 				DateAdded: fmtMs(at), DateUpdated: fmtMs(at + r.Int64N(dayMs)),
 			}
 			e.AppointmentStatus = e.Status
@@ -313,14 +388,27 @@ func genKids(seed int64, idx int, c *api.Contact, addMs, updMs int64) *kids {
 			if r.Float64() < 0.1 {
 				e.GroupID = "grp" + strconv.Itoa(r.IntN(5)) + "Ab1Cd2Ef3Gh4Ij5K"
 			}
-			if r.Float64() < 0.5 {
-				const naive = "2006-01-02 15:04:05"
-				e.StartTime, e.EndTime = start.UTC().Format(naive), end.UTC().Format(naive)
+			naive := r.Float64() < 0.5
+			z := pick(r, zones)
+			// One appointment in six straddles a daylight-saving change
+			// of the location's zone, written zone-less.
+			if h := hash(uint64(seed), saltEvent, uint64(idx), uint64(j), 0xD57); h%6 == 0 {
+				if s0, e0, ok := dstSpan(zone, start.UTC().Year(), h>>8%2 == 0); ok {
+					start, end, naive = s0, e0, true
+				}
+			}
+			et := EventTime{ID: e.ID, Start: start.UTC(), End: end.UTC()}
+			if naive {
+				e.StartTime, e.EndTime = start.In(zone).Format(naiveLayout), end.In(zone).Format(naiveLayout)
+				et.Zone = zone.String()
 			} else {
-				z := pick(r, zones)
 				e.StartTime, e.EndTime = start.In(z).Format(time.RFC3339), end.In(z).Format(time.RFC3339)
 			}
 			k.events = append(k.events, e)
+			if k.times == nil {
+				k.times = map[string]EventTime{}
+			}
+			k.times[e.ID] = et
 		}
 	}
 	return k

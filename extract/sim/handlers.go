@@ -66,6 +66,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /contacts/{id}/notes", s.api("notes", s.child(api.ResourceNotes)))
 	m.HandleFunc("GET /contacts/{id}/appointments", s.api("appointments", s.child(api.ResourceAppointments)))
 	m.HandleFunc("GET /contacts/{id}/notes/{noteId}", s.api("note", s.getNote))
+	m.HandleFunc("GET /locations/{locationId}", s.apiScope("location", api.ScopeLocationsRO, s.getLocation))
 	m.HandleFunc("POST /oauth/token", s.oauth("token", s.token))
 	m.HandleFunc("GET /oauth/authorize", s.oauth("authorize", s.authorize))
 	m.HandleFunc("POST /oauth/revoke", s.oauth("revoke", s.revoke))
@@ -83,6 +84,11 @@ type apiHandler func(r *http.Request, body []byte, g *grant) reply
 // limit of the token's location (429), fault injection, the Version header
 // (400) and the scope check (401). The handler checks location access.
 func (s *Server) api(kind string, h apiHandler) http.HandlerFunc {
+	return s.apiScope(kind, api.ScopeContactsRO, h)
+}
+
+// apiScope is api with the scope the endpoint needs.
+func (s *Server) apiScope(kind, scope string, h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.stats.update(func(st *Stats) { st.Requests++; st.ByKind[kind]++ })
 		var body []byte
@@ -103,15 +109,15 @@ func (s *Server) api(kind string, h apiHandler) http.HandlerFunc {
 			return
 		}
 		p := s.decide(r.Method+" "+r.URL.RequestURI()+"\n"+string(body), bucket)
-		rp := s.handle(r, body, g, h, p)
-		if p.kind == Fault429 {
+		rp := s.handle(r, body, g, scope, h, p)
+		if p.kind == Fault429 && !s.cfg.Faults.Unexplained429 {
 			q.remaining = 0
 		}
 		s.send(w, r, rp, &q, p)
 	}
 }
 
-func (s *Server) handle(r *http.Request, body []byte, g *grant, h apiHandler, p plan) reply {
+func (s *Server) handle(r *http.Request, body []byte, g *grant, scope string, h apiHandler, p plan) reply {
 	switch p.kind {
 	case Fault429:
 		return s.tooMany(time.Second)
@@ -121,7 +127,7 @@ func (s *Server) handle(r *http.Request, body []byte, g *grant, h apiHandler, p 
 	if r.Header.Get("Version") != api.VersionContacts {
 		return s.errReply(http.StatusBadRequest, MsgBadVersion)
 	}
-	if !slices.Contains(g.scopes, api.ScopeContactsRO) {
+	if !slices.Contains(g.scopes, scope) {
 		return s.errReply(http.StatusUnauthorized, MsgScope)
 	}
 	return h(r, body, g)
@@ -282,6 +288,17 @@ func (s *Server) child(resource string) apiHandler {
 			return jsonReply(http.StatusOK, c.eventsJSON())
 		}
 	}
+}
+
+// getLocation serves GET /locations/{locationId}.
+func (s *Server) getLocation(r *http.Request, _ []byte, g *grant) reply {
+	id := r.PathValue("locationId")
+	l := s.location(id)
+	if l == nil || id != g.locationID {
+		return s.errReply(http.StatusForbidden, MsgLocation)
+	}
+	return jsonReply(http.StatusOK, marshal(api.LocationResponse{Location: &api.Location{
+		ID: l.id, CompanyID: s.cfg.CompanyID, Name: "Location " + l.id, Timezone: l.zoneName}}))
 }
 
 func (s *Server) getNote(r *http.Request, _ []byte, g *grant) reply {

@@ -158,10 +158,15 @@ func (s *Server) AddEvent(contactID string) string {
 		id = s.childID(saltEvent)
 		now := s.nowMs()
 		start := time.UnixMilli(now + dayMs).UTC().Truncate(time.Hour)
+		z := c.loc.zone
 		c.kids.events = append(c.kids.events, api.Event{ID: id, CalendarID: "cal0Pq8Rs7Tu6Vw5Xy4Za", Title: "Added call",
 			Status: "booked", AppointmentStatus: "booked", AssignedUserID: users[0], Users: []string{users[0]},
-			StartTime: start.Format("2006-01-02 15:04:05"), EndTime: start.Add(time.Hour).Format("2006-01-02 15:04:05"),
+			StartTime: start.In(z).Format(naiveLayout), EndTime: start.Add(time.Hour).In(z).Format(naiveLayout),
 			LocationID: c.c.LocationID, ContactID: contactID, DateAdded: fmtMs(now), DateUpdated: fmtMs(now)})
+		if c.kids.times == nil {
+			c.kids.times = map[string]EventTime{}
+		}
+		c.kids.times[id] = EventTime{ID: id, Start: start, End: start.Add(time.Hour), Zone: z.String()}
 		return nil
 	})
 	return id

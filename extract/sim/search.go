@@ -224,17 +224,24 @@ func (s *Server) search(r *http.Request, body []byte, g *grant) reply {
 	}
 	start = min(start, len(items))
 	pageItems := items[start:min(start+limit, len(items))]
+	bad := s.cfg.Bad
+	if bad.SearchOmitsContacts {
+		return jsonReply(http.StatusOK, []byte(`{"total":`+strconv.Itoa(len(items))+`}`))
+	}
 	b := make([]byte, 0, 64+len(pageItems)*1200)
 	b = append(b, `{"contacts":[`...)
 	for i, c := range pageItems {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = s.appendSearch(b, c, key(c))
+		b = s.appendSearch(b, c, key(c), !bad.SearchOmitsCursor)
 	}
 	b = append(b, `],"total":`...)
 	b = strconv.AppendInt(b, int64(len(items)), 10)
 	b = append(b, '}')
+	if k := bad.MalformedSearchPage; k >= 1 && start/limit+1 == k && len(pageItems) > 0 {
+		b = b[:len(b)*2/3] // cut mid-record, every time it is asked for
+	}
 	return jsonReply(http.StatusOK, b)
 }
 

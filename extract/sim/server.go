@@ -13,6 +13,7 @@
 //	GET  /contacts/{id}/notes              {"notes":[...]}
 //	GET  /contacts/{id}/notes/{noteId}     {"note":{...}}
 //	GET  /contacts/{id}/appointments       {"events":[...]}
+//	GET  /locations/{locationId}           {"location":{...}} (scope locations.readonly)
 //	POST /oauth/token                      authorization_code | refresh_token
 //	GET  /oauth/authorize                  302 to redirect_uri?code=&state=
 //	POST /oauth/revoke                     token=
@@ -79,7 +80,12 @@ func New(cfg Config) *Server {
 	cfg.applyDefaults()
 	s := &Server{cfg: cfg, epochMs: cfg.Epoch.UnixMilli(), locByID: map[string]*location{}, byID: make(map[string]*contact, cfg.Contacts)}
 	for i := range cfg.Locations {
-		l := &location{id: fmt.Sprintf("loc-%04d", i+1)}
+		l := &location{id: fmt.Sprintf("loc-%04d", i+1), zoneName: cfg.TimeZones[i%len(cfg.TimeZones)]}
+		z, err := time.LoadLocation(l.zoneName)
+		if err != nil {
+			panic(fmt.Sprintf("sim: time zone %q: %v", l.zoneName, err))
+		}
+		l.zone = z
 		s.locs = append(s.locs, l)
 		s.locByID[l.id] = l
 	}
@@ -88,7 +94,8 @@ func New(cfg Config) *Server {
 		c, addMs, updMs := genContact(cfg.Seed, s.epochMs, i, l.id)
 		ct := &contact{c: c, loc: l, pos: len(l.list), addMs: addMs, updMs: updMs, enc: &encodings{}}
 		idx := i
-		ct.kids = &kids{gen: func() *kids { return genKids(cfg.Seed, idx, &ct.c, addMs, updMs) }}
+		ko := kidOpts{zone: l.zone, mismatch: cfg.ChildContactMismatch}
+		ct.kids = &kids{gen: func() *kids { return genKids(cfg.Seed, idx, &ct.c, addMs, updMs, ko) }}
 		l.list = append(l.list, ct)
 		s.byID[c.ID] = ct
 	}
@@ -108,6 +115,14 @@ func (s *Server) Locations() []string {
 		out[i] = l.id
 	}
 	return out
+}
+
+// TimeZone returns the IANA zone of a location ("" for an unknown one).
+func (s *Server) TimeZone(locationID string) string {
+	if l := s.locByID[locationID]; l != nil {
+		return l.zoneName
+	}
+	return ""
 }
 
 // CompanyID returns the id of the company that owns every location.

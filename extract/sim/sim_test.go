@@ -440,7 +440,9 @@ func TestShapesMatchTruth(t *testing.T) {
 	}
 }
 
-func TestDeterministicAndFast(t *testing.T) {
+// TestDeterministic: one seed, one world. How fast a world is generated is
+// BenchmarkNew's to measure (a wall-time assertion fails on a loaded machine).
+func TestDeterministic(t *testing.T) {
 	a, b := New(Config{Seed: 9, Contacts: 200, Locations: 3}), New(Config{Seed: 9, Contacts: 200, Locations: 3})
 	for _, loc := range a.Locations() {
 		if !bytes.Equal(mustJSON(a.Truth(loc)), mustJSON(b.Truth(loc))) {
@@ -453,11 +455,7 @@ func TestDeterministicAndFast(t *testing.T) {
 	if testing.Short() {
 		return
 	}
-	t0 := time.Now()
 	s := New(Config{Seed: 1, Contacts: 100_000, Locations: 4})
-	if d := time.Since(t0); d > 2*time.Second {
-		t.Errorf("generating 100k contacts took %v", d)
-	}
 	ids := map[string]bool{}
 	for _, l := range s.Locations() {
 		for _, c := range s.byID {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
@@ -45,6 +47,16 @@ type kids struct {
 	tasks  []api.Task
 	notes  []api.Note
 	events []api.Event
+	times  map[string]EventTime // by event id: the true instants
+}
+
+// EventTime is the truth of an appointment's times: the instants, in UTC,
+// and the zone its zone-less times were written in ("" when they were
+// written with an offset).
+type EventTime struct {
+	ID         string
+	Start, End time.Time
+	Zone       string
 }
 
 func (k *kids) get() *kids {
@@ -57,7 +69,7 @@ func (k *kids) get() *kids {
 // clone returns stored, unshared copies of the children.
 func (k *kids) clone() *kids {
 	g := k.get()
-	return &kids{tasks: slices.Clone(g.tasks), notes: slices.Clone(g.notes), events: slices.Clone(g.events)}
+	return &kids{tasks: slices.Clone(g.tasks), notes: slices.Clone(g.notes), events: slices.Clone(g.events), times: maps.Clone(g.times)}
 }
 
 // encodings caches the two forms of a contact; child lists are encoded on
@@ -79,9 +91,11 @@ type badSpec struct {
 }
 
 type location struct {
-	id   string
-	list []*contact // current versions, deleted ones included
-	snap *snapshot  // nil when stale
+	id       string
+	zoneName string
+	zone     *time.Location
+	list     []*contact // current versions, deleted ones included
+	snap     *snapshot  // nil when stale
 }
 
 type snapshot struct {
@@ -204,9 +218,13 @@ func (c *contact) searchJSON(s *Server) []byte {
 	return c.enc.search
 }
 
-// appendSearch appends the search form of c with its searchAfter.
-func (s *Server) appendSearch(b []byte, c *contact, sortMs int64) []byte {
+// appendSearch appends the search form of c, with its searchAfter when
+// cursor is set.
+func (s *Server) appendSearch(b []byte, c *contact, sortMs int64, cursor bool) []byte {
 	j := c.searchJSON(s)
+	if !cursor {
+		return append(b, j...)
+	}
 	b = append(b, j[:len(j)-1]...)
 	b = append(b, `,"searchAfter":[`...)
 	b = strconv.AppendInt(b, sortMs, 10)
@@ -291,13 +309,20 @@ func (c *contact) eventsJSON() []byte {
 	return list("events", items, false)
 }
 
-// ContactTruth is what the server serves for one contact right now.
+// ContactTruth is what the server serves for one contact right now. The
+// children are those served under the contact's path: Contact.ID is their
+// parent, whatever contactId their bodies carry (see
+// Config.ChildContactMismatch; Tasks[i].ContactID and the like are the body
+// values as served).
 type ContactTruth struct {
 	Contact api.Contact // the GET /contacts/{id} form
 	Tasks   []api.Task
 	Notes   []api.Note
-	Events  []api.Event
-	Deleted bool // deleted contacts are listed with the children they had
+	Events  []api.Event // StartTime and EndTime as served
+	// EventTimes[i] is the truth of Events[i]'s times: the instants, and
+	// the location's zone where the served times carry none.
+	EventTimes []EventTime
+	Deleted    bool // deleted contacts are listed with the children they had
 }
 
 // BadRecord is one injected bad record. ID is empty for a malformed list;
@@ -330,6 +355,10 @@ func (s *Server) Truth(locationID string) []ContactTruth {
 			Tasks: slices.Clone(k.tasks), Notes: slices.Clone(k.notes), Events: slices.Clone(k.events)}
 		for j := range out[i].Events {
 			out[i].Events[j].Users = slices.Clone(out[i].Events[j].Users)
+		}
+		out[i].EventTimes = make([]EventTime, len(k.events))
+		for j, e := range k.events {
+			out[i].EventTimes[j] = k.times[e.ID]
 		}
 	}
 	return out
