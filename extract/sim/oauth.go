@@ -116,13 +116,12 @@ func (s *Server) authenticate(r *http.Request) (*grant, string) {
 		return &grant{userType: UserLocation, locationID: st.LocationID, companyID: s.cfg.CompanyID, scopes: st.Scopes}, ""
 	}
 	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
 	at := s.auth.access[tok]
-	s.auth.mu.Unlock()
-	switch {
-	case at == nil || at.revoked:
+	// Unknown, revoked and expired tokens alike: the real API does not say
+	// "expired".
+	if at == nil || at.revoked || !s.cfg.Now().Before(at.expires) {
 		return nil, MsgInvalidJWT
-	case !s.cfg.Now().Before(at.expires):
-		return nil, MsgInvalidJWT // the real API does not say "expired"
 	}
 	g := at.grant
 	return &g, ""
