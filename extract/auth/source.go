@@ -439,6 +439,9 @@ func (s *Source) exchange(ctx context.Context, company *oauth2.Token) (*Token, e
 		}
 		return nil, &RefreshError{Key: s.key, Status: resp.StatusCode, Err: fmt.Errorf("location token exchange answered %d: %s", resp.StatusCode, msg)}
 	}
+	if tr.LocationID != "" && tr.LocationID != s.key {
+		return nil, &RefreshError{Key: s.key, stop: true, Err: fmt.Errorf("location token exchange answered a token of location %s, not %s", tr.LocationID, s.key)}
+	}
 	nt := &Token{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken, TokenType: or(tr.TokenType, "Bearer"),
 		Scopes: strings.Fields(tr.Scope), UserType: or(tr.UserType, "Location"), LocationID: or(tr.LocationID, s.key), CompanyID: or(tr.CompanyID, s.companyID)}
 	if tr.ExpiresIn > 0 {
