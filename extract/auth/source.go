@@ -252,6 +252,9 @@ func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 			re.Interrupted = interrupted
 			if re.Code == "invalid_grant" && interrupted && s.canReconnect() {
 				if nt, err = s.reconnect(ctx, t); err != nil {
+					if errors.As(err, &re) && re.final() { // the refresh token is dead too
+						t.Rejected, t.RejectedAt = "invalid_grant", time.Now().UTC()
+					}
 					return s.settleRefused(f, t, err)
 				}
 			} else {

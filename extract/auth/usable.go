@@ -24,9 +24,8 @@ type Unusable struct {
 // an error matching ErrCredentials (or the store's error).
 func (s *Source) Usable() error {
 	s.mu.Lock()
-	cur := s.cur
-	s.mu.Unlock()
-	if s.usable(cur) {
+	defer s.mu.Unlock()
+	if s.usable(s.cur) {
 		return nil
 	}
 	t, err := s.store.Get(s.key)
