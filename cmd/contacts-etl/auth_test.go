@@ -164,11 +164,14 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 
 var authURLRE = regexp.MustCompile(`http://\S+/oauth/authorize\?\S+`)
 
-func waitURL(t *testing.T, out *syncBuf) string {
+func waitURL(t *testing.T, out *syncBuf) string { t.Helper(); return waitNthURL(t, out, 1) }
+
+// waitNthURL waits for the n-th authorize URL printed (1-based).
+func waitNthURL(t *testing.T, out *syncBuf, n int) string {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if m := authURLRE.FindString(out.String()); m != "" {
-			return m
+		if m := authURLRE.FindAllString(out.String(), -1); len(m) >= n {
+			return m[n-1]
 		}
 	}
 	t.Fatalf("no authorize URL printed:\n%s", out.String())
@@ -279,13 +282,17 @@ func TestCheckDiagnoses(t *testing.T) {
 		name, want string
 		args       func(t *testing.T) []string
 	}{
-		{"revoked refresh token", "auth login --location " + locs[0], func(t *testing.T) []string {
+		{"revoked refresh token", "auth reconnect --auth oauth --locations " + locs[0], func(t *testing.T) []string {
 			p := filepath.Join(t.TempDir(), "t.json")
 			loginStore(t, srv, base, p, api.ScopeContactsRO)
 			tok, _ := auth.NewStore(p).Get(locs[0])
 			http.PostForm(base+"/oauth/revoke", url.Values{"client_id": {sim.DefaultClientID}, "client_secret": {testSecret}, "token": {tok.RefreshToken}})
 			auth.NewStore(p).Update(context.Background(), func(f *auth.File) error { f.Tokens[locs[0]].Expiry = time.Now().Add(-time.Hour); return nil })
 			return oauthArgs(p)
+		}},
+		{"static token refused", "static token refused (Invalid JWT)", func(t *testing.T) []string {
+			t.Setenv("CONTACTS_ETL_TOKEN", "pit-bad")
+			return []string{"check", "--base-url", base, "--locations", locs[0], "--auth", "static"}
 		}},
 		{"no token stored", "no token stored", func(t *testing.T) []string {
 			return oauthArgs(filepath.Join(t.TempDir(), "none.json"))
@@ -315,5 +322,138 @@ func TestCheckDiagnoses(t *testing.T) {
 			}
 			assertNoSecrets(t, "check output", []byte(out), append(rec.secrets(), "pit-good"))
 		})
+	}
+}
+
+// consentAs follows an authorize URL as a user who picks location pick
+// ("" = as offered), then delivers the redirect to the callback.
+func consentAs(t *testing.T, u, pick string) {
+	t.Helper()
+	if pick != "" {
+		pu, _ := url.Parse(u)
+		q := pu.Query()
+		q.Set("location_id", pick)
+		pu.RawQuery = q.Encode()
+		u = pu.String()
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	r, err := http.Get(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+}
+
+func loginArgs(t *testing.T, base, tokens string, extra ...string) []string {
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("auth:\n  redirect_url: http://127.0.0.1:0/callback\n"), 0o600)
+	return append([]string{"auth", "login", "--base-url", base, "--client-id", sim.DefaultClientID, "--token-file", tokens,
+		"--authorize-url", base + "/oauth/authorize", "--timeout", "20s", "--config", cfgFile}, extra...)
+}
+
+// auth login --locations a,b,c asks one consent per location, in turn, and
+// stores each under the location asked for; a consent given for another
+// location is refused and stores nothing under either. auth reconnect then
+// restores a location whose refresh token is gone, with no consent.
+func TestAuthLoginSeveralLocations(t *testing.T) {
+	srv, rec, base := startRecordedSim(t, sim.Config{Contacts: 6, Locations: 3})
+	locs := srv.Locations()
+	tokens := filepath.Join(t.TempDir(), "t.json")
+	out := &syncBuf{}
+	done := make(chan int, 1)
+	go func() {
+		done <- dispatch(context.Background(), loginArgs(t, base, tokens, "--locations", strings.Join(locs, ",")), out, out)
+	}()
+	consentAs(t, waitNthURL(t, out, 1), "")
+	consentAs(t, waitNthURL(t, out, 2), locs[0]) // the user picks the wrong location
+	consentAs(t, waitNthURL(t, out, 3), "")
+	if code := <-done; code == 0 || !strings.Contains(out.String(), "consent was given for location "+locs[0]+", not "+locs[1]) {
+		t.Fatalf("exit %d\n%s", code, out.String())
+	}
+	f, err := auth.NewStore(tokens).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Tokens) != 2 || f.Tokens[locs[0]] == nil || f.Tokens[locs[2]] == nil || f.Tokens[locs[0]].LocationID != locs[0] || f.Tokens[locs[2]].LocationID != locs[2] {
+		t.Fatalf("stored %v", f.Tokens)
+	}
+	assertNoSecrets(t, "login output", []byte(out.String()), rec.secrets())
+
+	// The run's pre-check names the location with no token, and its fix.
+	cfg := defaultConfig()
+	cfg.BaseURL, cfg.Locations, cfg.Auth.Type, cfg.Auth.ClientID, cfg.Auth.TokenFile = base, locs, "oauth", sim.DefaultClientID, tokens
+	sources, err := tokenSources(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	un := auth.CheckUsable(sources)
+	if len(un) != 1 || un[0].Location != locs[1] || !strings.Contains(un[0].Fix, "auth login --auth oauth --locations "+locs[1]) {
+		t.Errorf("CheckUsable: %+v", un)
+	}
+
+	// Log the missing one in alone.
+	out = &syncBuf{}
+	go func() {
+		done <- dispatch(context.Background(), loginArgs(t, base, tokens, "--locations", locs[1]), out, out)
+	}()
+	consentAs(t, waitNthURL(t, out, 1), "")
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d\n%s", code, out.String())
+	}
+	if un := auth.CheckUsable(sources); len(un) != 0 {
+		t.Errorf("CheckUsable after login: %+v", un)
+	}
+
+	// The refresh token of locs[0] is lost: auth reconnect brings it back.
+	auth.NewStore(tokens).Update(context.Background(), func(f *auth.File) error {
+		f.Tokens[locs[0]].RefreshToken = "lost"
+		f.Tokens[locs[0]].Expiry = time.Now().Add(-time.Hour)
+		return nil
+	})
+	code, o := runCLI(t, "check", "--base-url", base, "--locations", locs[0], "--auth", "oauth", "--client-id", sim.DefaultClientID, "--token-file", tokens)
+	if code == 0 || !strings.Contains(o, "auth reconnect --auth oauth --locations "+locs[0]) {
+		t.Errorf("check of a lost token: exit %d\n%s", code, o)
+	}
+	code, o = runCLI(t, "auth", "reconnect", "--base-url", base, "--locations", locs[0], "--auth", "oauth", "--client-id", sim.DefaultClientID, "--token-file", tokens)
+	if code != 0 || srv.Stats().Reconnects != 1 {
+		t.Fatalf("auth reconnect: exit %d\n%s", code, o)
+	}
+	assertNoSecrets(t, "reconnect output", []byte(o), rec.secrets())
+	code, o = runCLI(t, "check", "--base-url", base, "--locations", strings.Join(locs, ","), "--auth", "oauth", "--client-id", sim.DefaultClientID, "--token-file", tokens)
+	if code != 0 {
+		t.Errorf("check after reconnect: exit %d\n%s", code, o)
+	}
+}
+
+// auth login --auth agency asks one company consent and exchanges it for
+// each location's token.
+func TestAuthLoginAgency(t *testing.T) {
+	srv, _, base := startRecordedSim(t, sim.Config{Contacts: 4, Locations: 2})
+	locs := srv.Locations()
+	tokens := filepath.Join(t.TempDir(), "t.json")
+	out := &syncBuf{}
+	done := make(chan int, 1)
+	go func() {
+		done <- dispatch(context.Background(), loginArgs(t, base, tokens, "--auth", "agency", "--company-id", srv.CompanyID(), "--locations", strings.Join(locs, ",")), out, out)
+	}()
+	u := waitNthURL(t, out, 1)
+	if !strings.Contains(u, "user_type=Company") {
+		t.Errorf("agency consent URL: %s", u)
+	}
+	consentAs(t, u, "")
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d\n%s", code, out.String())
+	}
+	if n := len(authURLRE.FindAllString(out.String(), -1)); n != 1 {
+		t.Errorf("%d consents asked, want 1", n)
+	}
+	f, _ := auth.NewStore(tokens).Load()
+	if f.Tokens[auth.CompanyKey] == nil || f.Tokens[locs[0]] == nil || f.Tokens[locs[1]] == nil || f.Tokens[locs[1]].LocationID != locs[1] {
+		t.Fatalf("stored %v", f.Tokens)
 	}
 }

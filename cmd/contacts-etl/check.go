@@ -70,9 +70,17 @@ func (c *checker) say(ok bool, what, format string, a ...any) bool {
 
 func (c *checker) login() string {
 	if c.cfg.Auth.Type == "agency" {
-		return "contacts-etl auth login --user-type Company"
+		return "contacts-etl auth login --auth agency --locations " + c.loc
 	}
-	return "contacts-etl auth login --location " + c.loc
+	return "contacts-etl auth login --auth oauth --locations " + c.loc
+}
+
+// fix is the fix an auth error names, else "run `<login>`".
+func (c *checker) fix(err error) string {
+	if f := auth.FixOf(err); f != "" {
+		return f
+	}
+	return "run `" + c.login() + "`"
 }
 
 func (c *checker) run() bool {
@@ -90,9 +98,11 @@ func (c *checker) run() bool {
 	if err != nil {
 		switch {
 		case errors.Is(err, auth.ErrNoToken):
-			return c.say(false, "token", "no token stored: run `%s`", c.login())
+			return c.say(false, "token", "no token stored: %s", c.fix(err))
 		case errors.Is(err, auth.ErrReauth):
-			return c.say(false, "token", "the refresh token is expired, revoked or already used (%v): run `%s`", err, c.login())
+			return c.say(false, "token", "the refresh token is expired, revoked or already used: %s", c.fix(err))
+		case errors.Is(err, auth.ErrCredentials):
+			return c.say(false, "token", "%v", err)
 		default:
 			return c.say(false, "token", "cannot get a token: %v (is the token endpoint reachable?)", err)
 		}
@@ -168,8 +178,18 @@ func (c *checker) probe(ctx context.Context, hc *http.Client, what, method, path
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		if errors.Is(err, auth.ErrReauth) {
-			return nil, c.say(false, what, "the refresh token is expired, revoked or already used: run `%s`", c.login())
+		var ae *auth.AuthError
+		switch {
+		case errors.As(err, &ae) && ae.Scope:
+			return nil, c.say(false, what, "missing scope: the token may not read %s (%s), even after a refresh; %s", what, ae.Message, ae.Fix)
+		case errors.As(err, &ae) && ae.Static:
+			return nil, c.say(false, what, "static token refused (%s): %s", ae.Message, ae.Fix)
+		case errors.As(err, &ae):
+			return nil, c.say(false, what, "token rejected (%s): %s", ae.Message, ae.Fix)
+		case errors.Is(err, auth.ErrReauth):
+			return nil, c.say(false, what, "the refresh token is expired, revoked or already used: %s", c.fix(err))
+		case errors.Is(err, auth.ErrCredentials):
+			return nil, c.say(false, what, "%v", err)
 		}
 		return nil, c.say(false, what, "cannot reach %s: %v", hostOf(c.base), err)
 	}

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,25 +174,23 @@ func TestProactiveRefreshWithShortTTL(t *testing.T) {
 	}
 }
 
-// An access token the server calls expired (clock skew, revocation of the
-// access token) is refreshed once and the request, body and all, replayed.
-func TestTransportRetriesOnceOnExpired401(t *testing.T) {
+// The real API answers a stale access token with 401 "Invalid JWT" (no
+// word "expired"): any 401 on an OAuth token refreshes once and replays the
+// request, body and all.
+func TestTransportRefreshesOnAny401(t *testing.T) {
 	srv, base := startSim(t, sim.Config{Contacts: 5})
 	st := NewStore(filepath.Join(t.TempDir(), "t.json"))
 	loc := srv.Locations()[0]
 	login(t, srv, base, st, loc)
 	// The client believes the stored access token valid; the server does not.
 	err := st.Update(context.Background(), func(f *File) error {
-		f.Tokens[loc].AccessToken = "not-a-token-expired"
+		f.Tokens[loc].AccessToken = "not-a-token"
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The simulator says "Invalid JWT" for unknown tokens: not "expired", so
-	// no replay; a wrapped base that rewrites the first 401 says expired.
-	base401 := &expiredOnce{base: http.DefaultTransport}
-	hc := &http.Client{Transport: NewTransport(NewSource(st, loc, Options{OAuth: oauthConf(base)}), base401)}
+	hc := &http.Client{Transport: NewTransport(NewSource(st, loc, Options{OAuth: oauthConf(base)}), nil)}
 	body := `{"locationId":"` + loc + `","pageLimit":2}`
 	req, _ := http.NewRequest(http.MethodPost, base+"/contacts/search", strings.NewReader(body))
 	req.Header.Set("Version", api.VersionContacts)
@@ -203,42 +204,109 @@ func TestTransportRetriesOnceOnExpired401(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"contacts"`)) {
 		t.Fatalf("status %d body %.200s", resp.StatusCode, b)
 	}
-	if srv.Stats().Refreshes != 1 || base401.n != 2 {
-		t.Errorf("refreshes %d, attempts %d; want 1 and 2", srv.Stats().Refreshes, base401.n)
+	if st := srv.Stats(); st.Refreshes != 1 || st.ByStatus[401] != 1 {
+		t.Errorf("refreshes %d, 401s %d; want 1 and 1", st.Refreshes, st.ByStatus[401])
 	}
-	// A 401 that is not about expiry is returned as is, body intact.
-	hc2 := &http.Client{Transport: NewTransport(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "bogus"}), nil)}
-	req, _ = http.NewRequest(http.MethodGet, base+"/contacts/x", nil)
-	req.Header.Set("Version", api.VersionContacts)
-	resp, err = hc2.Do(req)
+
+	get := func(hc *http.Client) error {
+		req, _ := http.NewRequest(http.MethodGet, base+"/contacts/x", nil)
+		req.Header.Set("Version", api.VersionContacts)
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	// A static token's 401 is an error at once, naming the fix.
+	srv.ResetStats()
+	err = get(&http.Client{Transport: NewTransport(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "bogus"}), nil)})
+	var ae *AuthError
+	if !errors.As(err, &ae) || !ae.Static || ae.Message != sim.MsgInvalidJWT || !errors.Is(err, ErrCredentials) || ae.Fix == "" {
+		t.Errorf("static 401: %v", err)
+	}
+	if st := srv.Stats(); st.Requests != 1 {
+		t.Errorf("static 401: %d requests, want 1", st.Requests)
+	}
+	// A token without the scope: one refresh, one replay, then the diagnosis.
+	login(t, srv, base, st, loc) // fresh pair...
+	err = st.Update(context.Background(), func(f *File) error {
+		ot, err := oauthConf(base).Exchange(context.Background(), srv.AuthorizeCode(loc)) // ...with no scope
+		if err == nil {
+			f.Tokens[loc] = FromOAuth(ot)
+		}
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 401 || !bytes.Contains(b, []byte(sim.MsgInvalidJWT)) {
-		t.Errorf("non-expiry 401: %d %s", resp.StatusCode, b)
+	srv.ResetStats()
+	err = get(&http.Client{Transport: NewTransport(NewSource(st, loc, Options{OAuth: oauthConf(base)}), nil)})
+	if !errors.As(err, &ae) || !ae.Scope || ae.Location != loc || !strings.Contains(ae.Fix, "auth login --auth oauth --locations "+loc) || !strings.Contains(ae.Fix, "--scopes") {
+		t.Errorf("scope 401: %v", err)
+	}
+	if st := srv.Stats(); st.Refreshes != 1 || st.ByStatus[401] != 2 {
+		t.Errorf("scope 401: refreshes %d, 401s %d; want 1 and 2", st.Refreshes, st.ByStatus[401])
 	}
 }
 
-// expiredOnce turns the first 401 into the server's "token expired" 401.
-type expiredOnce struct {
-	base http.RoundTripper
-	mu   sync.Mutex
-	n    int
-}
-
-func (e *expiredOnce) RoundTrip(r *http.Request) (*http.Response, error) {
-	e.mu.Lock()
-	e.n++
-	first := e.n == 1
-	e.mu.Unlock()
-	resp, err := e.base.RoundTrip(r)
-	if err == nil && first && resp.StatusCode == 401 {
-		resp.Body.Close()
-		resp.Body = io.NopCloser(strings.NewReader(`{"statusCode":401,"message":"` + sim.MsgTokenExpired + `"}`))
+// Access tokens invalidated server-side in the middle of a burst of
+// concurrent requests: every request succeeds, with one refresh per
+// invalidation.
+func TestInvalidatedAccessTokensMidRun(t *testing.T) {
+	srv, base := startSim(t, sim.Config{Contacts: 20})
+	st := NewStore(filepath.Join(t.TempDir(), "t.json"))
+	loc := srv.Locations()[0]
+	login(t, srv, base, st, loc)
+	var ids []string
+	for _, c := range srv.Truth(loc) {
+		ids = append(ids, c.Contact.ID)
 	}
-	return resp, err
+	hc := &http.Client{Transport: NewTransport(NewSource(st, loc, Options{OAuth: oauthConf(base)}), nil)}
+	const rounds, perRound, workers = 4, 40, 8
+	for round := range rounds {
+		// The first half completes, then the tokens are invalidated while
+		// the third quarter is in flight; the last quarter waits for it.
+		var firstHalf sync.WaitGroup
+		firstHalf.Add(perRound / 2)
+		mid := make(chan struct{})
+		go func() { firstHalf.Wait(); srv.InvalidateAccessTokens(loc); close(mid) }()
+		jobs := make(chan int)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for i := range jobs {
+					req, _ := http.NewRequest(http.MethodGet, base+"/contacts/"+ids[i%len(ids)]+"/tasks", nil)
+					req.Header.Set("Version", api.VersionContacts)
+					resp, err := hc.Do(req)
+					if err != nil {
+						t.Errorf("round %d request %d: %v", round, i, err)
+					} else {
+						resp.Body.Close()
+						if resp.StatusCode != 200 {
+							t.Errorf("round %d request %d: %d", round, i, resp.StatusCode)
+						}
+					}
+					if i < perRound/2 {
+						firstHalf.Done()
+					}
+				}
+			})
+		}
+		for i := range perRound {
+			if i == perRound*3/4 {
+				<-mid
+			}
+			jobs <- i
+		}
+		close(jobs)
+		wg.Wait()
+	}
+	if st := srv.Stats(); st.ByStatus[401] == 0 {
+		t.Error("no request saw a 401: the test proves nothing")
+	}
+	if st := srv.Stats(); st.Refreshes != rounds {
+		t.Errorf("refreshes %d, want %d (one per invalidation)", st.Refreshes, rounds)
+	}
 }
 
 func TestAgencyExchange(t *testing.T) {
@@ -291,5 +359,132 @@ func TestStaticFromEnvOrFile(t *testing.T) {
 	t.Setenv("CETL_TEST_PIT", "")
 	if _, err := Static("CETL_TEST_PIT", ""); err == nil || strings.Contains(err.Error(), "pit-") {
 		t.Errorf("unset: %v", err)
+	}
+}
+
+// A refresh the server refuses (invalid_grant, invalid_client) is not
+// retried, clears the refresh marker (the server answered: nothing was lost
+// in flight), is not blamed on an interrupted refresh, and names its fix.
+// invalid_grant is remembered in the store: no later run asks again until
+// `auth reconnect` (or login) replaces the token.
+func TestRefusedRefreshIsFinal(t *testing.T) {
+	srv, base := startSim(t, sim.Config{Contacts: 1, Locations: 2})
+	st := NewStore(filepath.Join(t.TempDir(), "t.json"))
+	loc, other := srv.Locations()[0], srv.Locations()[1]
+	tok := login(t, srv, base, st, loc)
+	login(t, srv, base, st, other)
+	http.PostForm(base+"/oauth/revoke", url.Values{"client_id": {sim.DefaultClientID}, "client_secret": {sim.DefaultClientSecret}, "token": {tok.RefreshToken}})
+	expire(t, st, loc)
+	srv.ResetStats()
+	src := NewSource(st, loc, Options{OAuth: oauthConf(base)})
+	for i := range 3 {
+		_, err := src.Token()
+		var re *RefreshError
+		if !errors.As(err, &re) || re.Code != "invalid_grant" || re.Interrupted || !errors.Is(err, ErrCredentials) || !errors.Is(err, ErrReauth) {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if !strings.Contains(err.Error(), "auth reconnect --auth oauth --locations "+loc) || strings.Contains(err.Error(), "interrupted") {
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+	if n := srv.Stats().ByKind["token"]; n != 1 {
+		t.Errorf("token requests %d, want 1 (no retry of a refused refresh)", n)
+	}
+	saved, _ := st.Get(loc)
+	if !saved.RefreshingSince.IsZero() || saved.Rejected != "invalid_grant" {
+		t.Errorf("marker %v rejected %q", saved.RefreshingSince, saved.Rejected)
+	}
+	// A later process does not ask either, and the run's pre-check names it.
+	if _, err := NewSource(st, loc, Options{OAuth: oauthConf(base)}).Token(); !errors.Is(err, ErrCredentials) {
+		t.Errorf("new source: %v", err)
+	}
+	un := CheckUsable(map[string]oauth2.TokenSource{
+		loc:   NewSource(st, loc, Options{OAuth: oauthConf(base)}),
+		other: NewSource(st, other, Options{OAuth: oauthConf(base)}),
+		"x":   NewSource(st, "loc-none", Options{OAuth: oauthConf(base)}),
+	})
+	if len(un) != 2 || un[0].Location != loc || !strings.Contains(un[0].Fix, "auth reconnect") || un[1].Location != "x" || !strings.Contains(un[1].Fix, "auth login --auth oauth --locations loc-none") {
+		t.Errorf("CheckUsable: %+v", un)
+	}
+	if n := srv.Stats().ByKind["token"]; n != 1 {
+		t.Errorf("token requests %d after later calls, want 1", n)
+	}
+	// auth reconnect brings it back with no user.
+	if _, err := src.Reconnect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if tk, err := src.Token(); err != nil || !works(t, base, tk.AccessToken) {
+		t.Fatalf("after reconnect: %v", err)
+	}
+	if un := CheckUsable(map[string]oauth2.TokenSource{loc: src}); len(un) != 0 {
+		t.Errorf("still unusable: %+v", un)
+	}
+
+	// invalid_client: a wrong secret. Not retried, marker cleared, the fix
+	// is the client credentials, and the stored token is not condemned.
+	expire(t, st, other)
+	srv.ResetStats()
+	bad := oauthConf(base)
+	bad.ClientSecret = "wrong"
+	src = NewSource(st, other, Options{OAuth: bad})
+	for i := range 2 {
+		_, err := src.Token()
+		var re *RefreshError
+		if !errors.As(err, &re) || re.Code != "invalid_client" || !errors.Is(err, ErrCredentials) || !strings.Contains(re.Fix, "client secret") || strings.Contains(err.Error(), "wrong") {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if n := srv.Stats().ByKind["token"]; n != 1 {
+		t.Errorf("token requests %d, want 1", n)
+	}
+	saved, _ = st.Get(other)
+	if !saved.RefreshingSince.IsZero() || saved.Rejected != "" {
+		t.Errorf("invalid_client: marker %v rejected %q", saved.RefreshingSince, saved.Rejected)
+	}
+	if _, err := NewSource(st, other, Options{OAuth: oauthConf(base)}).Token(); err != nil {
+		t.Errorf("the right secret: %v", err)
+	}
+}
+
+// A refresh answered 502 by a gateway after the server rotated the token
+// keeps the marker (the new pair is lost in flight, as with a kill), so the
+// next attempt's invalid_grant is recognised as an interrupted refresh and
+// recovered through the Reconnect API.
+func TestRefresh5xxKeepsMarker(t *testing.T) {
+	srv := sim.New(sim.Config{Contacts: 1})
+	var failed atomic.Bool
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		form, _ := url.ParseQuery(string(b))
+		if r.URL.Path == "/oauth/token" && form.Get("grant_type") == "refresh_token" && failed.CompareAndSwap(false, true) {
+			srv.ServeHTTP(httptest.NewRecorder(), r)            // the server rotates the token...
+			http.Error(w, "bad gateway", http.StatusBadGateway) // ...the answer is lost
+			return
+		}
+		srv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(gw.Close)
+	base := gw.URL
+	st := NewStore(filepath.Join(t.TempDir(), "t.json"))
+	loc := srv.Locations()[0]
+	login(t, srv, base, st, loc)
+	expire(t, st, loc)
+	src := NewSource(st, loc, Options{OAuth: oauthConf(base)})
+	if _, err := src.Token(); err == nil || errors.Is(err, ErrCredentials) {
+		t.Fatalf("502 refresh: %v", err)
+	}
+	if saved, _ := st.Get(loc); saved.RefreshingSince.IsZero() {
+		t.Error("marker cleared after a 502")
+	}
+	tok, err := src.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := srv.Stats(); st.Refreshes != 1 || st.Reconnects != 1 || !works(t, base, tok.AccessToken) {
+		t.Errorf("refreshes %d reconnects %d", st.Refreshes, st.Reconnects)
+	}
+	if saved, _ := st.Get(loc); !saved.RefreshingSince.IsZero() {
+		t.Error("marker left after recovery")
 	}
 }

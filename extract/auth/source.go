@@ -33,7 +33,15 @@ type RefreshError struct {
 	// Interrupted: an earlier refresh of this token was cut off (the process
 	// died) after the request may have reached the server.
 	Interrupted bool
+	Fix         string // what restores access, e.g. "run `contacts-etl auth login ...`"
 	Err         error
+	stop        bool // final without an answer: nothing stored to refresh
+}
+
+// final says the token endpoint answered and refused: retrying the same
+// refresh cannot succeed.
+func (e *RefreshError) final() bool {
+	return e.stop || e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests && e.Status != http.StatusRequestTimeout
 }
 
 func (e *RefreshError) Error() string {
@@ -49,10 +57,14 @@ func (e *RefreshError) Error() string {
 	if e.Interrupted {
 		msg += "; an earlier refresh was interrupted before its new token was saved"
 	}
+	if e.Fix != "" {
+		msg += "; fix: " + e.Fix
+	}
 	return msg
 }
 
-// Unwrap lets errors.Is(err, ErrReauth) find a dead refresh token.
+// Unwrap lets errors.Is(err, ErrReauth) find a dead refresh token, and
+// errors.Is(err, ErrCredentials) any refusal that retrying cannot cure.
 func (e *RefreshError) Unwrap() []error {
 	out := []error{}
 	if e.Err != nil {
@@ -60,6 +72,9 @@ func (e *RefreshError) Unwrap() []error {
 	}
 	if e.Code == "invalid_grant" {
 		out = append(out, ErrReauth)
+	}
+	if e.final() {
+		out = append(out, ErrCredentials)
 	}
 	return out
 }
@@ -69,6 +84,13 @@ type Options struct {
 	OAuth      *oauth2.Config // client id, secret and token URL
 	HTTPClient *http.Client   // used for the token endpoint (default http.DefaultClient)
 	Skew       time.Duration  // default DefaultSkew
+	// ReconnectURL is the vendor's Reconnect API (POST /oauth/reconnect).
+	// Default: the token URL with /oauth/token replaced by /oauth/reconnect.
+	// Reconnecting needs OAuth.ClientSecret.
+	ReconnectURL string
+	// CompanyID is the agency's company, for reconnecting the CompanyKey
+	// token when the stored token does not name it.
+	CompanyID string
 }
 
 // Source is an oauth2.TokenSource backed by a Store entry. Refreshes are
@@ -89,7 +111,11 @@ type Source struct {
 
 	mu      sync.Mutex
 	cur     *Token
-	invalid string // access token a server called expired
+	invalid string // access token a server refused
+	// refused: a refresh token the server refused with invalid_client, and
+	// that error; not retried in this process while the store holds it.
+	refused    string
+	refusedErr error
 }
 
 var _ oauth2.TokenSource = (*Source)(nil)
@@ -119,8 +145,9 @@ func (s *Source) Key() string { return s.key }
 // Token returns a valid access token, refreshing if needed.
 func (s *Source) Token() (*oauth2.Token, error) { return s.TokenContext(context.Background()) }
 
-// Invalidate marks an access token as rejected by the server (401 expired):
-// the next Token call refreshes unless the store already holds another.
+// Invalidate marks an access token as refused by the server (a 401,
+// whatever its message): the next Token call refreshes unless the store
+// already holds another.
 func (s *Source) Invalidate(accessToken string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -157,6 +184,17 @@ func (s *Source) usable(t *Token) bool {
 }
 
 // TokenContext is Token with a context for the refresh and the lock wait.
+//
+// A refresh that the token endpoint answers with a 4xx (invalid_grant,
+// invalid_client, ...) is not retried: it returns a *RefreshError matching
+// ErrCredentials with the command that fixes it, and the refresh intent
+// marker is cleared, because an answer means the token was refused, not
+// rotated in flight. A refresh that got no answer (or a 5xx, which a
+// gateway may send after the token was rotated) keeps the marker. When a
+// refresh is refused with invalid_grant while the marker of an earlier one
+// is present, the earlier one was cut off after the server rotated the
+// token: the source recovers through the Reconnect API if it has the
+// client secret.
 func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -168,15 +206,17 @@ func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 		s.cur = t
 		return t.oauth(), nil
 	}
-	if err != nil && (s.company == nil || !errors.Is(err, ErrNoToken)) {
+	if s.company != nil && (err == nil || errors.Is(err, ErrNoToken)) {
+		return s.exchangeLocked(ctx)
+	}
+	if errors.Is(err, ErrNoToken) {
+		return nil, &RefreshError{Key: s.key, Err: err, Fix: s.loginFix(), stop: true}
+	}
+	if err != nil {
 		return nil, err
 	}
-	var company *oauth2.Token
-	if s.company != nil {
-		// Outside the store lock: the company source may refresh under it.
-		if company, err = s.company.TokenContext(ctx); err != nil {
-			return nil, fmt.Errorf("agency token: %w", err)
-		}
+	if e := s.knownRefused(t); e != nil {
+		return nil, e
 	}
 	err = s.store.Locked(ctx, func() error {
 		f, err := s.store.Load()
@@ -188,46 +228,144 @@ func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 			s.cur = t
 			return nil
 		}
-		var nt *Token
-		if s.company != nil {
-			crashPoint(PointBeforeRequest)
-			if nt, err = s.exchange(ctx, company); err != nil {
-				return err
+		if t == nil {
+			return &RefreshError{Key: s.key, Err: fmt.Errorf("%w for %s in %s", ErrNoToken, s.key, s.store.path), Fix: s.loginFix(), stop: true}
+		}
+		if e := s.knownRefused(t); e != nil {
+			return e
+		}
+		if t.RefreshToken == "" {
+			return &RefreshError{Key: s.key, Code: "invalid_grant", Description: "no refresh token stored", Fix: s.reconnectFix(), stop: true}
+		}
+		interrupted := !t.RefreshingSince.IsZero()
+		t.RefreshingSince = time.Now().UTC()
+		if err := s.store.write(f, false); err != nil {
+			return err
+		}
+		crashPoint(PointBeforeRequest)
+		nt, err := s.refresh(ctx, t)
+		if err != nil {
+			var re *RefreshError
+			if !errors.As(err, &re) || !re.final() {
+				return err // no answer: the token may be spent; keep the marker
 			}
-		} else {
-			if t == nil {
-				return fmt.Errorf("%w for %s in %s", ErrNoToken, s.key, s.store.path)
-			}
-			if t.RefreshToken == "" {
-				return &RefreshError{Key: s.key, Code: "invalid_grant", Description: "no refresh token stored"}
-			}
-			interrupted := !t.RefreshingSince.IsZero()
-			t.RefreshingSince = time.Now().UTC()
-			if err := s.store.write(f, false); err != nil {
-				return err
-			}
-			crashPoint(PointBeforeRequest)
-			if nt, err = s.refresh(ctx, t); err != nil {
-				var re *RefreshError
-				if errors.As(err, &re) {
-					re.Interrupted = interrupted
+			re.Interrupted = interrupted
+			if re.Code == "invalid_grant" && interrupted && s.canReconnect() {
+				if nt, err = s.reconnect(ctx, t); err != nil {
+					if errors.As(err, &re) && re.final() { // the refresh token is dead too
+						t.Rejected, t.RejectedAt = "invalid_grant", time.Now().UTC()
+					}
+					return s.settleRefused(f, t, err)
 				}
-				return err
+			} else {
+				return s.settleRefused(f, t, re)
 			}
 		}
-		crashPoint(PointAfterResponse)
-		nt.SavedAt = time.Now().UTC()
-		f.Tokens[s.key] = nt
-		if err := s.store.write(f, true); err != nil {
-			return fmt.Errorf("save refreshed token (the old one is spent): %w", err)
-		}
-		s.cur = nt
-		return nil
+		return s.save(f, nt)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s.cur.oauth(), nil
+}
+
+// knownRefused returns the error of a refresh token already refused: by
+// invalid_grant (recorded in the store) or, in this process, by
+// invalid_client.
+func (s *Source) knownRefused(t *Token) error {
+	if t.RefreshToken != "" && t.RefreshToken == s.refused {
+		return s.refusedErr
+	}
+	if t.Rejected != "" && t.RefreshingSince.IsZero() {
+		return &RefreshError{Key: s.key, Code: t.Rejected, stop: true,
+			Description: "refused at " + t.RejectedAt.Format(time.RFC3339), Fix: s.reconnectFix()}
+	}
+	return nil
+}
+
+// settleRefused records the token endpoint's final answer err for t: the
+// marker is cleared (the server answered), an invalid_grant is remembered
+// in the store so later runs do not ask again, and the error says what
+// fixes it. An err that is not a final answer (a reconnect cut off) keeps
+// the marker, so the next run reconnects again.
+func (s *Source) settleRefused(f *File, t *Token, err error) error {
+	var re *RefreshError
+	if !errors.As(err, &re) || !re.final() {
+		return err
+	}
+	t.RefreshingSince = time.Time{}
+	switch re.Code {
+	case "invalid_grant":
+		t.Rejected, t.RejectedAt = re.Code, time.Now().UTC()
+		if re.Fix == "" {
+			re.Fix = s.reconnectFix()
+		}
+	case "invalid_client", "unauthorized_client":
+		re.Fix = s.clientFix()
+		s.refused, s.refusedErr = t.RefreshToken, re
+	default:
+		if re.Fix == "" {
+			re.Fix = s.reconnectFix()
+		}
+	}
+	if werr := s.store.write(f, false); werr != nil {
+		return errors.Join(re, werr)
+	}
+	return re
+}
+
+// save stores nt durably, then makes it the current token. Call with the
+// store lock held; f is the file as loaded under it.
+func (s *Source) save(f *File, nt *Token) error {
+	crashPoint(PointAfterResponse)
+	nt.SavedAt = time.Now().UTC()
+	f.Tokens[s.key] = nt
+	if err := s.store.write(f, true); err != nil {
+		return fmt.Errorf("save refreshed token (the old one is spent): %w", err)
+	}
+	s.cur = nt
+	return nil
+}
+
+// exchangeLocked gets this agency location's token from the company's.
+// A company access token the exchange refuses (401) is invalidated and the
+// exchange tried once more with a fresh one. Call with s.mu held.
+func (s *Source) exchangeLocked(ctx context.Context) (*oauth2.Token, error) {
+	for attempt := 0; ; attempt++ {
+		// Outside the store lock: the company source may refresh under it.
+		company, err := s.company.TokenContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("agency token: %w", err)
+		}
+		err = s.store.Locked(ctx, func() error {
+			f, err := s.store.Load()
+			if err != nil {
+				return err
+			}
+			if t := f.Tokens[s.key]; s.usable(t) { // another process exchanged while we waited
+				s.cur = t
+				return nil
+			}
+			crashPoint(PointBeforeRequest)
+			nt, err := s.exchange(ctx, company)
+			if err != nil {
+				return err
+			}
+			return s.save(f, nt)
+		})
+		var re *RefreshError
+		if attempt == 0 && errors.As(err, &re) && re.Status == http.StatusUnauthorized {
+			s.company.Invalidate(company.AccessToken)
+			continue
+		}
+		if err != nil {
+			if errors.As(err, &re) && re.final() && re.Fix == "" {
+				re.Fix = s.loginFix()
+			}
+			return nil, err
+		}
+		return s.cur.oauth(), nil
+	}
 }
 
 func (s *Source) httpCtx(ctx context.Context) context.Context {
@@ -303,6 +441,9 @@ func (s *Source) exchange(ctx context.Context, company *oauth2.Token) (*Token, e
 			msg = string(tr.Message)
 		}
 		return nil, &RefreshError{Key: s.key, Status: resp.StatusCode, Err: fmt.Errorf("location token exchange answered %d: %s", resp.StatusCode, msg)}
+	}
+	if tr.LocationID != "" && tr.LocationID != s.key {
+		return nil, &RefreshError{Key: s.key, stop: true, Err: fmt.Errorf("location token exchange answered a token of location %s, not %s", tr.LocationID, s.key)}
 	}
 	nt := &Token{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken, TokenType: or(tr.TokenType, "Bearer"),
 		Scopes: strings.Fields(tr.Scope), UserType: or(tr.UserType, "Location"), LocationID: or(tr.LocationID, s.key), CompanyID: or(tr.CompanyID, s.companyID)}

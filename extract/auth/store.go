@@ -1,8 +1,9 @@
 // Package auth keeps the exporter's OAuth tokens: a crash-safe token store
 // shared by every process on the machine, token sources that refresh
 // single-use rotating refresh tokens without ever losing one, static
-// (Private Integration) tokens, agency (Company) token exchange, and an
-// http.RoundTripper that retries once on a 401 that says the token expired.
+// (Private Integration) tokens, agency (Company) token exchange, recovery
+// of a lost refresh token through the vendor's Reconnect API, and an
+// http.RoundTripper that refreshes and replays once on any 401.
 //
 // The invariant: a refresh token is written to durable storage before the
 // access token it came with is used, and two processes never refresh the
@@ -47,6 +48,11 @@ type Token struct {
 	// between, the next one knows the refresh token may be spent.
 	RefreshingSince time.Time `json:"refreshing_since,omitzero"`
 	SavedAt         time.Time `json:"saved_at,omitzero"`
+	// Rejected is the OAuth error (invalid_grant) the token endpoint gave
+	// for RefreshToken, at RejectedAt: the token is dead, and no run asks
+	// again until `auth login` or `auth reconnect` replaces it.
+	Rejected   string    `json:"rejected,omitempty"`
+	RejectedAt time.Time `json:"rejected_at,omitzero"`
 }
 
 // String describes t without its secrets.

@@ -3,11 +3,14 @@ package auth
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 
 	"golang.org/x/oauth2"
+
+	"github.com/contacts-etl/contacts-etl/extract/api"
 )
 
 // Invalidator is a token source that can be told a token was rejected.
@@ -19,11 +22,15 @@ type contextSource interface {
 	TokenContext(ctx context.Context) (*oauth2.Token, error)
 }
 
-// Transport adds the bearer token to each request and, once per request,
-// answers a 401 whose body says the token expired by invalidating the token
-// and replaying the request with a fresh one. Only replay-safe requests are
-// replayed: GET, HEAD and the read-only POST .../search. Safe for
-// concurrent use.
+// Transport adds the bearer token to each request. A 401 on a token that
+// refreshes (an OAuth or agency Source), whatever its message, invalidates
+// the token and, for a replay-safe request (GET, HEAD and the read-only
+// POST .../search), replays it once with a fresh one; a second 401 for the
+// same request is returned as an *AuthError (with the diagnosis and fix)
+// instead of the response. A 401 on a token that cannot refresh (static) is
+// an *AuthError at once. Both match ErrCredentials: do not retry them. A
+// request that is not replay-safe gets its 401 response back, and the next
+// request uses a fresh token. Safe for concurrent use.
 type Transport struct {
 	Source oauth2.TokenSource
 	Base   http.RoundTripper // default http.DefaultTransport
@@ -34,8 +41,13 @@ func NewTransport(src oauth2.TokenSource, base http.RoundTripper) *Transport {
 	return &Transport{Source: src, Base: base}
 }
 
-// maxErrorPeek is how much of a 401 body is read to look for "expired".
+// maxErrorPeek is how much of a 401 body is read for its message.
 const maxErrorPeek = 64 << 10
+
+// diagnoser turns a final 401 into an AuthError naming the fix.
+type diagnoser interface {
+	diagnose(status int, msg, trace string) *AuthError
+}
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -49,31 +61,45 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body, _ = req.GetBody()
 	}
 	tok, resp, err := t.send(req, req.Body)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable(req) {
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
 	inv, ok := t.Source.(Invalidator)
 	if !ok {
-		return resp, nil
+		return nil, t.refused(resp)
 	}
-	peek, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorPeek))
-	if !strings.Contains(strings.ToLower(string(peek)), "expired") {
-		resp.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
-		return resp, nil
-	}
-	resp.Body.Close()
 	inv.Invalidate(tok.AccessToken)
+	if !replayable(req) {
+		return resp, nil
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorPeek))
+	resp.Body.Close()
 	var body io.ReadCloser
 	if req.GetBody != nil {
 		if body, err = req.GetBody(); err != nil {
 			return nil, err
 		}
 	}
-	_, resp, err = t.send(req, body)
-	return resp, err
+	tok, resp, err = t.send(req, body)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	inv.Invalidate(tok.AccessToken)
+	return nil, t.refused(resp)
+}
+
+// refused reads and closes a final 401 and makes it an *AuthError.
+func (t *Transport) refused(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorPeek))
+	resp.Body.Close()
+	var eb api.ErrorBody
+	_ = json.Unmarshal(b, &eb)
+	msg := eb.Text()
+	if d, ok := t.Source.(diagnoser); ok {
+		return d.diagnose(resp.StatusCode, msg, eb.TraceID)
+	}
+	return &AuthError{Status: resp.StatusCode, Message: msg, TraceID: eb.TraceID, Static: true,
+		Fix: "give a valid static (Private Integration) token with the scopes the export needs, or use --auth oauth"}
 }
 
 func (t *Transport) send(req *http.Request, body io.ReadCloser) (*oauth2.Token, *http.Response, error) {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -84,7 +85,8 @@ func TestOAuthGrantRotationExpiry(t *testing.T) {
 	}
 	clk.Add(31 * time.Second)
 	resp, b = e.call("GET", "/contacts/?locationId="+e.loc, nil, tr3.AccessToken)
-	if resp.StatusCode != 401 || errMsg(t, b).Text() != MsgTokenExpired {
+	// The real API does not say "expired": exactly {"message":"Invalid JWT"}.
+	if resp.StatusCode != 401 || errMsg(t, b).Text() != MsgInvalidJWT || bytes.Contains(bytes.ToLower(b), []byte("expired")) {
 		t.Errorf("expired token: %d %s", resp.StatusCode, b)
 	}
 	if st := e.s.Stats(); st.Refreshes != 2 || st.CodeGrants != 2 {
@@ -295,5 +297,68 @@ func TestRefreshGrace(t *testing.T) {
 	}
 	if st := e.s.Stats(); st.GraceReplays != 1 {
 		t.Errorf("GraceReplays %d", st.GraceReplays)
+	}
+}
+
+// POST /oauth/reconnect checks the client credentials, issues a code bound
+// to the installed location (its scopes) and kills the chain it replaces.
+func TestReconnect(t *testing.T) {
+	e := start(t, Config{Seed: 1, Contacts: 4, Locations: 2})
+	other := e.s.Locations()[1]
+	tr := e.grant(e.s.AuthorizeCode(e.loc, api.ScopeContactsRO))
+	keep := e.grant(e.s.AuthorizeCode(other, api.ScopeContactsRO))
+	post := func(body map[string]string) (int, []byte) {
+		b, _ := json.Marshal(body)
+		resp, err := http.Post(e.base+"/oauth/reconnect", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		rb, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, rb
+	}
+	if status, b := post(map[string]string{"clientKey": DefaultClientID, "clientSecret": "wrong", "locationId": e.loc}); status != 401 || errMsg(t, b).Text() != MsgReconnectClient {
+		t.Errorf("bad secret: %d %s", status, b)
+	}
+	if status, _ := post(map[string]string{"clientKey": DefaultClientID, "clientSecret": DefaultClientSecret}); status != 422 {
+		t.Errorf("no location: %d", status)
+	}
+	if status, _ := post(map[string]string{"clientKey": DefaultClientID, "clientSecret": DefaultClientSecret, "companyId": e.s.CompanyID()}); status != 400 {
+		t.Errorf("company never installed: %d", status)
+	}
+	status, b := post(map[string]string{"clientKey": DefaultClientID, "clientSecret": DefaultClientSecret, "locationId": e.loc})
+	var rr struct{ AuthorizationCode, ExpiresAt, TraceID string }
+	if status != 200 || json.Unmarshal(b, &rr) != nil || rr.AuthorizationCode == "" || rr.ExpiresAt == "" || rr.TraceID == "" {
+		t.Fatalf("reconnect: %d %s", status, b)
+	}
+	// The old chain is dead, the other location's is not.
+	if status, _ := e.form("/oauth/token", refreshForm(tr.RefreshToken)); status != 400 {
+		t.Errorf("old refresh token after reconnect: %d", status)
+	}
+	if resp, _ := e.call("GET", "/contacts/?locationId="+e.loc, nil, tr.AccessToken); resp.StatusCode != 401 {
+		t.Errorf("old access token after reconnect: %d", resp.StatusCode)
+	}
+	if resp, _ := e.call("GET", "/contacts/?locationId="+other, nil, keep.AccessToken); resp.StatusCode != 200 {
+		t.Errorf("other location's token after reconnect: %d", resp.StatusCode)
+	}
+	nt := e.grant(rr.AuthorizationCode)
+	if nt.LocationID != e.loc || nt.Scope != api.ScopeContactsRO {
+		t.Errorf("reconnected grant: %+v", nt.LocationID)
+	}
+	if resp, b := e.call("GET", "/contacts/?locationId="+e.loc, nil, nt.AccessToken); resp.StatusCode != 200 {
+		t.Errorf("reconnected token: %d %s", resp.StatusCode, b)
+	}
+	if e.s.Stats().Reconnects != 1 {
+		t.Errorf("reconnects %d", e.s.Stats().Reconnects)
+	}
+	// InvalidateAccessTokens: access refused, refresh still works.
+	if n := e.s.InvalidateAccessTokens(e.loc); n != 1 {
+		t.Errorf("invalidated %d", n)
+	}
+	if resp, b := e.call("GET", "/contacts/?locationId="+e.loc, nil, nt.AccessToken); resp.StatusCode != 401 || errMsg(t, b).Text() != MsgInvalidJWT {
+		t.Errorf("invalidated token: %d %s", resp.StatusCode, b)
+	}
+	if status, b := e.form("/oauth/token", refreshForm(nt.RefreshToken)); status != 200 {
+		t.Errorf("refresh after invalidation: %d %s", status, b)
 	}
 }

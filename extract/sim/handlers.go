@@ -18,7 +18,6 @@ import (
 // Error messages of the API, kept verbatim: clients key on some of them.
 const (
 	MsgInvalidJWT      = "Invalid JWT"
-	MsgTokenExpired    = "Invalid JWT: token expired"
 	MsgBadVersion      = "Version header is missing or not supported"
 	MsgScope           = "The token is not authorized for this scope."
 	MsgLocation        = "The token does not have access to this location."
@@ -71,6 +70,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /oauth/authorize", s.oauth("authorize", s.authorize))
 	m.HandleFunc("POST /oauth/revoke", s.oauth("revoke", s.revoke))
 	m.HandleFunc("POST /oauth/locationToken", s.oauth("locationToken", s.locationToken))
+	m.HandleFunc("POST /oauth/reconnect", s.reconnect)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.stats.update(func(st *Stats) { st.Requests++; st.ByKind["other"]++ })
 		s.send(w, r, s.errReply(http.StatusNotFound, MsgNotFound), nil, plan{})

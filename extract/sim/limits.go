@@ -184,6 +184,7 @@ type Stats struct {
 	Refreshes    int64            // successful refresh_token grants
 	GraceReplays int64            // refreshes that replayed a used token within RefreshGrace
 	CodeGrants   int64            // successful authorization_code grants
+	Reconnects   int64            // codes issued by POST /oauth/reconnect
 }
 
 type statsBox struct {

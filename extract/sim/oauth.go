@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -67,10 +68,14 @@ type authStore struct {
 	access  map[string]*accessTok
 	refresh map[string]*refreshTok
 	codes   map[string]*authCode
+	// installs is the grant of the last authorization-code grant per bucket
+	// (location id, or "company:"+id): what /oauth/reconnect re-issues.
+	installs map[string]grant
 }
 
 func (a *authStore) init() {
 	a.access, a.refresh, a.codes = map[string]*accessTok{}, map[string]*refreshTok{}, map[string]*authCode{}
+	a.installs = map[string]grant{}
 }
 
 func randToken(prefix string) string {
@@ -111,13 +116,12 @@ func (s *Server) authenticate(r *http.Request) (*grant, string) {
 		return &grant{userType: UserLocation, locationID: st.LocationID, companyID: s.cfg.CompanyID, scopes: st.Scopes}, ""
 	}
 	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
 	at := s.auth.access[tok]
-	s.auth.mu.Unlock()
-	switch {
-	case at == nil || at.revoked:
+	// Unknown, revoked and expired tokens alike: the real API does not say
+	// "expired".
+	if at == nil || at.revoked || !s.cfg.Now().Before(at.expires) {
 		return nil, MsgInvalidJWT
-	case !s.cfg.Now().Before(at.expires):
-		return nil, MsgTokenExpired
 	}
 	g := at.grant
 	return &g, ""
@@ -199,6 +203,7 @@ func (s *Server) token(r *http.Request, form url.Values) reply {
 			return s.oauthErr(http.StatusBadRequest, "invalid_grant", "user_type does not match the authorization")
 		}
 		c.used = true
+		a.installs[c.bucket()] = c.grant
 		s.stats.update(func(st *Stats) { st.CodeGrants++ })
 		return jsonReply(http.StatusOK, marshal(s.issue(c.grant)))
 	case "refresh_token":
@@ -304,4 +309,85 @@ func (s *Server) locationToken(r *http.Request, form url.Values) reply {
 	s.auth.mu.Lock()
 	defer s.auth.mu.Unlock()
 	return jsonReply(http.StatusOK, marshal(s.issue(ng)))
+}
+
+// Messages of POST /oauth/reconnect.
+const (
+	MsgReconnectClient    = "Invalid client credentials"
+	MsgReconnectNotInstal = "The app is not installed on this location or company"
+)
+
+// reconnect serves POST /oauth/reconnect (JSON {"clientKey", "clientSecret",
+// "locationId" | "companyId"}): for an app installed on that location or
+// company it invalidates every refresh and access token of it (the chain
+// whose newest pair the client lost) and answers {"authorizationCode",
+// "expiresAt", "traceId"}, a code for the authorization-code grant.
+func (s *Server) reconnect(w http.ResponseWriter, r *http.Request) {
+	s.stats.update(func(st *Stats) { st.Requests++; st.ByKind["reconnect"]++ })
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	var req struct {
+		ClientKey    string `json:"clientKey"`
+		ClientSecret string `json:"clientSecret"`
+		LocationID   string `json:"locationId"`
+		CompanyID    string `json:"companyId"`
+	}
+	if json.Unmarshal(body, &req) != nil || (req.LocationID == "") == (req.CompanyID == "") {
+		s.send(w, r, s.errReply(http.StatusUnprocessableEntity, []string{"clientKey, clientSecret and one of locationId or companyId are required"}), nil, plan{})
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(req.ClientKey), []byte(s.cfg.ClientID)) != 1 ||
+		subtle.ConstantTimeCompare([]byte(req.ClientSecret), []byte(s.cfg.ClientSecret)) != 1 {
+		s.send(w, r, s.errReply(http.StatusUnauthorized, MsgReconnectClient), nil, plan{})
+		return
+	}
+	bucket := req.LocationID
+	if bucket == "" {
+		bucket = "company:" + req.CompanyID
+	}
+	a := &s.auth
+	a.mu.Lock()
+	g, ok := a.installs[bucket]
+	if !ok {
+		a.mu.Unlock()
+		s.send(w, r, s.errReply(http.StatusBadRequest, MsgReconnectNotInstal), nil, plan{})
+		return
+	}
+	s.revokeBucket(bucket)
+	a.mu.Unlock()
+	code := s.mintCode(g, "")
+	s.stats.update(func(st *Stats) { st.Reconnects++ })
+	s.send(w, r, jsonReply(http.StatusOK, marshal(map[string]string{
+		"authorizationCode": code, "expiresAt": s.cfg.Now().Add(10 * time.Minute).UTC().Format(time.RFC3339), "traceId": s.traceID()})), nil, plan{})
+}
+
+// revokeBucket revokes every refresh and access token of a bucket. Call
+// with s.auth.mu held.
+func (s *Server) revokeBucket(bucket string) {
+	for _, rt := range s.auth.refresh {
+		if rt.bucket() == bucket {
+			rt.revoked = true
+		}
+	}
+	for _, at := range s.auth.access {
+		if at.bucket() == bucket {
+			at.revoked = true
+		}
+	}
+}
+
+// InvalidateAccessTokens makes the server refuse every access token issued
+// so far for a location (401 Invalid JWT), as the real API does when it
+// rotates its signing keys; refresh tokens keep working. It returns how many
+// live tokens it invalidated.
+func (s *Server) InvalidateAccessTokens(locationID string) int {
+	s.auth.mu.Lock()
+	defer s.auth.mu.Unlock()
+	n := 0
+	for _, at := range s.auth.access {
+		if at.locationID == locationID && at.userType == UserLocation && !at.revoked {
+			at.revoked = true
+			n++
+		}
+	}
+	return n
 }

@@ -18,9 +18,10 @@
 //	GET  /oauth/authorize                  302 to redirect_uri?code=&state=
 //	POST /oauth/revoke                     token=
 //	POST /oauth/locationToken              Company bearer → location token
+//	POST /oauth/reconnect                  JSON client credentials + location → new code
 //
-// API requests are checked in this order: bearer token (401 MsgInvalidJWT
-// or MsgTokenExpired), the rate limit of the token's location (429
+// API requests are checked in this order: bearer token (401 MsgInvalidJWT,
+// for an unknown, revoked or expired token alike, as the real API), the rate limit of the token's location (429
 // MsgTooMany), injected faults, the Version header (400 MsgBadVersion), the
 // contacts.readonly scope (401 MsgScope), then in the endpoint: validation
 // (422, message an array), location access (403 MsgLocation) and existence
