@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -82,7 +83,7 @@ func TestDDLMatchesArrowSchemas(t *testing.T) {
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	for _, tbl := range append(whsql.Data, whsql.Rejects) {
+	for _, tbl := range whsql.Tables {
 		t.Run(tbl.Name, func(t *testing.T) {
 			var want []column
 			for _, f := range tbl.Schema.Fields() {
@@ -117,6 +118,46 @@ func TestDDLMatchesArrowSchemas(t *testing.T) {
 	for _, view := range []string{"contacts_live", "contact_tags", "tasks_open", "contact_activity", "runs_latest"} {
 		if _, err := c.ExecContext(ctx, "SELECT * FROM "+view+" LIMIT 0"); err != nil {
 			t.Errorf("view %s: %v", view, err)
+		}
+	}
+}
+
+// TestDDLMigratesVersion1 runs the DDL over the version 1 tables (as
+// version 1 created them, before the columns of schema_v2.sql) and expects
+// the same columns, in the same order, as a new warehouse.
+func TestDDLMigratesVersion1(t *testing.T) {
+	ctx := context.Background()
+	c := memConn(t)
+	v1 := map[string][]string{"tasks": {"body_contact_id"}, "notes": {"body_contact_id"},
+		"appointments": {"body_contact_id", "time_zone"}, "rejects": {"reject_key"}}
+	for name, added := range v1 {
+		tbl, _ := whsql.ByName(name)
+		var cols []string
+		for _, f := range tbl.Schema.Fields()[:tbl.Schema.NumFields()-len(added)] {
+			typ, _ := whsql.DuckDBType(f.Type)
+			cols = append(cols, f.Name+" "+typ)
+		}
+		if _, err := c.ExecContext(ctx, "CREATE TABLE "+name+" ("+strings.Join(cols, ", ")+")"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range whsql.DDL {
+		ddl, err := whsql.Read(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ExecContext(ctx, ddl); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	for name := range v1 {
+		tbl, _ := whsql.ByName(name)
+		var got []string
+		for _, col := range describe(t, c, name) {
+			got = append(got, col.name)
+		}
+		if g, w := fmt.Sprint(got), fmt.Sprint(tbl.Columns()); g != w {
+			t.Errorf("migrated %s:\n got %s\nwant %s", name, g, w)
 		}
 	}
 }

@@ -8,11 +8,14 @@ import (
 
 // SchemaVersion is the warehouse schema this code writes. A loader refuses a
 // warehouse whose schema_version is newer; an older one is migrated forward.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // DDL names the files of Files that create the tables, in the order they run.
-// Every statement in them is idempotent (CREATE ... IF NOT EXISTS).
-var DDL = []string{"schema.sql", "state.sql", "runstats.sql"}
+// Every statement in them is idempotent (CREATE ... IF NOT EXISTS, ALTER
+// TABLE ... ADD COLUMN IF NOT EXISTS), so running them all migrates a
+// warehouse of any older version: schema_v2.sql adds version 2's columns
+// to tables created by version 1.
+var DDL = []string{"schema.sql", "state.sql", "runstats.sql", "schema_v2.sql"}
 
 // Views names the file of Files that (re)creates the analyst views.
 const Views = "views.sql"

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     _location_id        VARCHAR NOT NULL,
     _run_id             VARCHAR NOT NULL,
     _extracted_at       TIMESTAMPTZ NOT NULL,
-    _deleted_at         TIMESTAMPTZ
+    _deleted_at         TIMESTAMPTZ,
+    body_contact_id     VARCHAR    -- the record's own contactId (contact_id is the request path's)
 );
 
 CREATE TABLE IF NOT EXISTS notes (
@@ -74,7 +75,8 @@ CREATE TABLE IF NOT EXISTS notes (
     _location_id        VARCHAR NOT NULL,
     _run_id             VARCHAR NOT NULL,
     _extracted_at       TIMESTAMPTZ NOT NULL,
-    _deleted_at         TIMESTAMPTZ
+    _deleted_at         TIMESTAMPTZ,
+    body_contact_id     VARCHAR
 );
 
 CREATE TABLE IF NOT EXISTS appointments (
@@ -97,10 +99,13 @@ CREATE TABLE IF NOT EXISTS appointments (
     _location_id        VARCHAR NOT NULL,
     _run_id             VARCHAR NOT NULL,
     _extracted_at       TIMESTAMPTZ NOT NULL,
-    _deleted_at         TIMESTAMPTZ
+    _deleted_at         TIMESTAMPTZ,
+    body_contact_id     VARCHAR,
+    time_zone           VARCHAR    -- IANA zone used to read zone-less times; 'offset' when they carried one
 );
 
--- Records that could not be mapped. Append-only.
+-- Records rejected whole (no usable id). Keyed by
+-- (_source, _location_id, resource, reject_key): a re-read replaces the row.
 CREATE TABLE IF NOT EXISTS rejects (
     resource            VARCHAR NOT NULL,
     record_id           VARCHAR,
@@ -108,6 +113,25 @@ CREATE TABLE IF NOT EXISTS rejects (
     reason              VARCHAR NOT NULL,
     raw_json            VARCHAR,   -- valid UTF-8, at most RejectRawMax bytes
     raw_bytes           BIGINT NOT NULL,
+    _source             VARCHAR NOT NULL,
+    _location_id        VARCHAR NOT NULL,
+    _run_id             VARCHAR NOT NULL,
+    _extracted_at       TIMESTAMPTZ NOT NULL,
+    reject_key          VARCHAR    -- sql.RejectKey(resource, contact_id, raw)
+);
+
+-- Fields of landed records that could not be mapped (column NULL) or were
+-- mended (invalid UTF-8 replaced, value_landed). Keyed by
+-- (_source, resource, record_id, field): a re-read replaces the row.
+CREATE TABLE IF NOT EXISTS field_rejects (
+    resource            VARCHAR NOT NULL,
+    record_id           VARCHAR NOT NULL,
+    contact_id          VARCHAR,
+    field               VARCHAR NOT NULL,   -- the API's JSON field
+    column_name         VARCHAR,            -- the warehouse column
+    raw_value           VARCHAR,            -- JSON text as sent; non-UTF-8 bytes as \xNN
+    reason              VARCHAR NOT NULL,
+    value_landed        BOOLEAN NOT NULL,
     _source             VARCHAR NOT NULL,
     _location_id        VARCHAR NOT NULL,
     _run_id             VARCHAR NOT NULL,

@@ -1,118 +1,46 @@
 package transform
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/contacts-etl/contacts-etl/extract/api"
+	whsql "github.com/contacts-etl/contacts-etl/sql"
 )
 
-// errMissingID rejects a record without an id: it has no key.
-var errMissingID = errors.New("missing id")
+// Every mapping below reads one record field by field (see object): a
+// record with a usable id always yields one row, a field it cannot map is
+// NULL in that row and a field reject. It returns the record's id and its
+// field rejects, or an error when the record has no usable id.
 
-// decode reads raw into v after checking that it is valid UTF-8 (the JSON
-// decoder would silently replace bad bytes) and has an id.
-func decode(raw []byte, v any, id func() string) error {
-	if !utf8.Valid(raw) {
-		return fmt.Errorf("invalid UTF-8 at byte %d", invalidAt(raw))
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("decode: %w", err)
-	}
-	if strings.TrimSpace(id()) == "" {
-		return errMissingID
-	}
-	return nil
-}
-
-func invalidAt(b []byte) int {
-	for i := 0; i < len(b); {
-		r, n := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && n == 1 {
-			return i
-		}
-		i += n
-	}
-	return -1
-}
-
-// timeField parses one timestamp field, naming it in the error.
-func timeField(name, s string, loc *time.Location) (time.Time, error) {
-	t, err := ParseTime(s, loc)
+func (s *Stage) contact(raw []byte) (string, []fieldReject, error) {
+	o, id, err := parseObject(raw)
 	if err != nil {
-		return t, fmt.Errorf("field %s: %w", name, err)
+		return "", nil, err
 	}
-	return t, nil
-}
-
-// NormEmail trims and lower-cases an address.
-func NormEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
-
-// jsonText renders v as compact JSON text, or "" for nothing.
-func jsonText(v any) (string, error) {
-	switch v := v.(type) {
-	case json.RawMessage:
-		if len(bytes.TrimSpace(v)) == 0 || string(v) == "null" {
-			return "", nil
-		}
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, v); err != nil {
-			return "", err
-		}
-		return buf.String(), nil
-	}
-	b, err := json.Marshal(v)
-	return string(b), err
-}
-
-func (s *Stage) contact(raw []byte) error {
-	var c api.Contact
-	if err := decode(raw, &c, func() string { return c.ID }); err != nil {
-		return err
-	}
-	var ts [3]time.Time
-	for i, f := range []struct{ name, v string }{{"dateAdded", c.DateAdded}, {"dateUpdated", c.DateUpdated}, {"lastActivity", c.LastActivity}} {
-		t, err := timeField(f.name, f.v, time.UTC)
-		if err != nil {
-			return err
-		}
-		ts[i] = t
-	}
-	dob, err := parseDay(c.DateOfBirth)
-	if err != nil {
-		return fmt.Errorf("field dateOfBirth: %w", err)
-	}
-	name := c.Name
+	name := o.str("name", "name")
 	if name == "" {
-		name = c.ContactName
+		name = o.str("contactName", "name")
 	}
-	var dnd, custom, attribution string
-	if len(c.DNDSettings) > 0 {
-		if dnd, err = jsonText(c.DNDSettings); err != nil {
-			return err
-		}
-	}
-	if len(c.CustomFields) > 0 {
-		if custom, err = jsonText(c.CustomFields); err != nil {
-			return err
-		}
-	}
-	if attribution, err = jsonText(c.AttributionSource); err != nil {
-		return fmt.Errorf("field attributionSource: %w", err)
-	}
-	s.out[api.ResourceContacts].add(
-		c.ID, c.LocationID, c.FirstName, c.LastName, name, NormEmail(c.Email), strings.TrimSpace(c.Phone),
-		c.CompanyName, c.Tags, c.Source, c.Type, c.AssignedTo, c.Address1, c.City, c.State, c.PostalCode,
-		c.Country, c.Website, c.Timezone, c.DND, dnd, dob, ts[0], ts[1], ts[2], custom, attribution,
-		c.AdditionalEmails, c.AdditionalPhones, c.Followers,
+	created, _ := o.time("dateAdded", "created_at", time.UTC)
+	updated, _ := o.time("dateUpdated", "updated_at", time.UTC)
+	activity, _ := o.time("lastActivity", "last_activity", time.UTC)
+	s.out[whsql.Contacts.Name].add(
+		id, o.str("locationId", "location_id"), o.str("firstName", "first_name"), o.str("lastName", "last_name"), name,
+		NormEmail(o.str("email", "email")), strings.TrimSpace(o.str("phone", "phone")),
+		o.str("companyName", "company_name"), o.strs("tags", "tags"), o.str("source", "lead_source"),
+		o.str("type", "type"), o.str("assignedTo", "assigned_to"), o.str("address1", "address1"),
+		o.str("city", "city"), o.str("state", "state"), o.str("postalCode", "postal_code"),
+		o.str("country", "country"), o.str("website", "website"), o.str("timezone", "timezone"),
+		o.boolean("dnd", "dnd", false), o.json("dndSettings", "dnd_settings", '{', true),
+		o.date("dateOfBirth", "date_of_birth"), created, updated, activity,
+		o.json("customFields", "custom_fields", '[', true), o.json("attributionSource", "attribution_source", '{', false),
+		o.strs("additionalEmails", "additional_emails"), o.strs("additionalPhones", "additional_phones"),
+		o.strs("followers", "followers"),
 		s.cfg.Source, s.loc, s.cfg.RunID, s.cfg.ExtractedAt, time.Time{},
 	)
-	return nil
+	return id, o.rej, nil
 }
 
 // TaskStatus derives a task's status: completed, overdue (due before at) or pending.
@@ -126,68 +54,82 @@ func TaskStatus(completed bool, due, at time.Time) string {
 	return "pending"
 }
 
-func (s *Stage) task(raw []byte, contactID string) error {
-	var t api.Task
-	if err := decode(raw, &t, func() string { return t.ID }); err != nil {
-		return err
+// parent is the contact a child belongs to: the one in the request path.
+// The record's own contactId is kept apart (body_contact_id) and is used
+// only when the path named none.
+func parent(path, body string) string {
+	if path != "" {
+		return path
 	}
-	due, err := timeField("dueDate", t.DueDate, s.cfg.NaiveZone)
-	if err != nil {
-		return err
-	}
-	s.out[api.ResourceTasks].add(
-		t.ID, firstNonEmpty(t.ContactID, contactID), t.Title, t.Body, t.AssignedTo, due, t.Completed,
-		TaskStatus(t.Completed, due, s.cfg.ExtractedAt),
-		s.cfg.Source, s.loc, s.cfg.RunID, s.cfg.ExtractedAt, time.Time{},
-	)
-	return nil
+	return body
 }
 
-func (s *Stage) note(raw []byte, contactID string) error {
-	var n api.Note
-	if err := decode(raw, &n, func() string { return n.ID }); err != nil {
-		return err
-	}
-	added, err := timeField("dateAdded", n.DateAdded, time.UTC)
+func (s *Stage) task(raw []byte, contactID string) (string, []fieldReject, error) {
+	o, id, err := parseObject(raw)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	s.out[api.ResourceNotes].add(
-		n.ID, firstNonEmpty(n.ContactID, contactID), n.Body, n.UserID, n.Title, n.Color, n.Pinned, added,
-		s.cfg.Source, s.loc, s.cfg.RunID, s.cfg.ExtractedAt, time.Time{},
+	body := o.str("contactId", whsql.ColBodyContactID)
+	due, _ := o.time("dueDate", "due_date", s.cfg.NaiveZone)
+	completed := o.boolean("completed", "completed", false)
+	var status string // NULL when completed is unknown
+	if completed != nil {
+		status = TaskStatus(*completed, due, s.cfg.ExtractedAt)
+	}
+	s.out[whsql.Tasks.Name].add(
+		id, parent(contactID, body), o.str("title", "title"), o.str("body", "body"), o.str("assignedTo", "assigned_to"),
+		due, completed, status,
+		s.cfg.Source, s.loc, s.cfg.RunID, s.cfg.ExtractedAt, time.Time{}, body,
 	)
-	return nil
+	return id, o.rej, nil
 }
 
-func (s *Stage) appointment(raw []byte, contactID string) error {
-	var e api.Event
-	if err := decode(raw, &e, func() string { return e.ID }); err != nil {
-		return err
+func (s *Stage) note(raw []byte, contactID string) (string, []fieldReject, error) {
+	o, id, err := parseObject(raw)
+	if err != nil {
+		return "", nil, err
 	}
+	body := o.str("contactId", whsql.ColBodyContactID)
+	added, _ := o.time("dateAdded", "created_at", time.UTC)
+	s.out[whsql.Notes.Name].add(
+		id, parent(contactID, body), o.str("body", "content"), o.str("userId", "user_id"), o.str("title", "title"),
+		o.str("color", "color"), o.boolean("pinned", "pinned", false), added,
+		s.cfg.Source, s.loc, s.cfg.RunID, s.cfg.ExtractedAt, time.Time{}, body,
+	)
+	return id, o.rej, nil
+}
+
+func (s *Stage) appointment(raw []byte, contactID string) (string, []fieldReject, error) {
+	o, id, err := parseObject(raw)
+	if err != nil {
+		return "", nil, err
+	}
+	body := o.str("contactId", whsql.ColBodyContactID)
 	var ts [4]time.Time
-	for i, f := range []struct{ name, v string }{{"startTime", e.StartTime}, {"endTime", e.EndTime}, {"dateAdded", e.DateAdded}, {"dateUpdated", e.DateUpdated}} {
-		t, err := timeField(f.name, f.v, s.cfg.NaiveZone)
-		if err != nil {
-			return err
-		}
+	zone := ""
+	for i, f := range [...]struct{ field, column string }{
+		{"startTime", "start_time"}, {"endTime", "end_time"}, {"dateAdded", "created_at"}, {"dateUpdated", "updated_at"},
+	} {
+		t, naive := o.time(f.field, f.column, s.cfg.NaiveZone)
 		ts[i] = t
+		switch {
+		case naive:
+			zone = s.cfg.NaiveZone.String()
+		case !t.IsZero() && zone == "":
+			zone = whsql.ZoneOffset
+		}
 	}
-	s.out[api.ResourceAppointments].add(
-		e.ID, firstNonEmpty(e.ContactID, contactID), e.CalendarID, e.Title, e.Status, e.AppointmentStatus,
-		e.AssignedUserID, e.Users, e.Notes, e.Address, e.GroupID, ts[0], ts[1], ts[2], ts[3],
-		s.cfg.Source, s.loc, s.cfg.RunID, s.cfg.ExtractedAt, time.Time{},
+	s.out[whsql.Appointments.Name].add(
+		id, parent(contactID, body), o.str("calendarId", "calendar_id"), o.str("title", "title"),
+		o.str("status", "status"), o.str("appointmentStatus", "appointment_status"),
+		o.str("assignedUserId", "assigned_user_id"), o.strs("users", "attendees"), o.str("notes", "notes"),
+		o.str("address", "address"), o.str("groupId", "group_id"), ts[0], ts[1], ts[2], ts[3],
+		s.cfg.Source, s.loc, s.cfg.RunID, s.cfg.ExtractedAt, time.Time{}, body, zone,
 	)
-	return nil
+	return id, o.rej, nil
 }
 
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// recordID digs the id out of a record that failed to map, if it can.
+// recordID digs the id out of a record rejected whole, if it can.
 func recordID(raw []byte) string {
 	var k struct {
 		ID any `json:"id"`

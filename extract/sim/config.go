@@ -122,6 +122,15 @@ type BadData struct {
 	HugeNote           bool // one extra note with a 10 MB body (valid data)
 	MalformedChildList int  // the /notes or /tasks body of N contacts is not valid JSON
 	MissingID          int  // a contact, note or event without "id"
+	// OddFields contacts are served with two fields of a wrong shape each
+	// (dnd "yes", customFields an object, dateOfBirth a number or the
+	// placeholder "Date format YYYY-MM-DD", tags a string, phone a number,
+	// email an array, invalid UTF-8 in lastName): they must land with those
+	// fields NULL (lastName mended). See ExpectedFieldRejects.
+	OddFields int
+	// BodyContactIDs contacts have children whose body contactId names
+	// another contact, as in the vendor's examples. See BodyContactIDs.
+	BodyContactIDs int
 	// SearchStuckAtPage K (>= 2): in cursor mode, page K repeats page K-1,
 	// so the cursor never advances.
 	SearchStuckAtPage int
@@ -180,6 +189,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Bad.HugeNote, "bad-huge-note", c.Bad.HugeNote, "add one 10 MB note")
 	fs.IntVar(&c.Bad.MalformedChildList, "bad-malformed-children", c.Bad.MalformedChildList, "child lists that are not valid JSON")
 	fs.IntVar(&c.Bad.MissingID, "bad-missing-id", c.Bad.MissingID, "records without id")
+	fs.IntVar(&c.Bad.OddFields, "bad-odd-fields", c.Bad.OddFields, "contacts with wrongly shaped fields that must still land")
+	fs.IntVar(&c.Bad.BodyContactIDs, "bad-body-contact-ids", c.Bad.BodyContactIDs, "contacts whose children name another contactId")
 	fs.IntVar(&c.Bad.SearchStuckAtPage, "bad-search-stuck-page", c.Bad.SearchStuckAtPage, "search cursor stops advancing at this page (0 = never)")
 	fs.BoolVar(&c.Bad.SearchOmitsContacts, "bad-search-no-contacts", c.Bad.SearchOmitsContacts, "search answers have no contacts field")
 	fs.BoolVar(&c.Bad.SearchOmitsCursor, "bad-search-no-cursor", c.Bad.SearchOmitsCursor, "search results have no searchAfter")

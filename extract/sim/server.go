@@ -248,6 +248,7 @@ func (s *Server) injectBad() {
 			}
 		}
 	}
+	s.injectOdd(take)
 	if b.HugeNote {
 		if c := take(nil); c != nil {
 			c.kids = c.kids.clone()

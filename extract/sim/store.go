@@ -81,13 +81,15 @@ type encodings struct {
 
 // badSpec says which of a contact's records are spoilt and how.
 type badSpec struct {
-	contact   string // kind
-	taskID    string // KindWrongType
-	noteID    string
-	noteKind  string // KindInvalidUTF8 or KindMissingID
-	eventID   string // KindMissingID
-	tasksList bool   // malformed
-	notesList bool   // malformed
+	contact     string // kind
+	taskID      string // KindWrongType
+	noteID      string
+	noteKind    string // KindInvalidUTF8 or KindMissingID
+	eventID     string // KindMissingID
+	tasksList   bool   // malformed
+	notesList   bool   // malformed
+	oddAt       int    // KindOddFields: 1 + the argument of oddFor (odd.go)
+	bodyContact string // children's body contactId (odd.go)
 }
 
 type location struct {
@@ -204,6 +206,8 @@ func (s *Server) encodeContact(c *contact, search bool) []byte {
 		b = bytes.Replace(b, []byte(`"`+markRaw+`"`), rawString(c.c.FirstName), 1)
 	case KindMissingID:
 		b = dropID(b, v.ID)
+	case KindOddFields:
+		b = oddContact(b, oddFor(c.bad.oddAt-1))
 	}
 	return b
 }
@@ -242,7 +246,7 @@ func list(key string, items [][]byte, malformed bool) []byte {
 }
 
 func encodeTask(t api.Task, bad *badSpec) []byte {
-	b := marshal(t)
+	b := withBodyContact(marshal(t), t.ContactID, bad)
 	if bad != nil && bad.taskID == t.ID {
 		b = bytes.Replace(b, []byte(`"completed":`+strconv.FormatBool(t.Completed)), []byte(`"completed":"yes"`), 1)
 	}
@@ -251,7 +255,7 @@ func encodeTask(t api.Task, bad *badSpec) []byte {
 
 func encodeNote(n api.Note, bad *badSpec) []byte {
 	if bad == nil || bad.noteID != n.ID {
-		return marshal(n)
+		return withBodyContact(marshal(n), n.ContactID, bad)
 	}
 	switch bad.noteKind {
 	case KindInvalidUTF8:
@@ -265,7 +269,7 @@ func encodeNote(n api.Note, bad *badSpec) []byte {
 }
 
 func encodeEvent(e api.Event, bad *badSpec) []byte {
-	b := marshal(e)
+	b := withBodyContact(marshal(e), e.ContactID, bad)
 	if bad != nil && bad.eventID == e.ID {
 		b = dropID(b, e.ID)
 	}
