@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
+	"github.com/contacts-etl/contacts-etl/extract/auth"
 )
 
 // Defaults of a Client.
@@ -318,6 +319,9 @@ func scrubURLError(err error) error {
 // retryable says whether an error is worth another attempt: 408, 429, 5xx,
 // and transport failures. Other 4xx are final.
 func retryable(err error) bool {
+	if errors.Is(err, auth.ErrCredentials) {
+		return false // a refused token or refresh: retrying cannot help
+	}
 	var he *api.HTTPError
 	if errors.As(err, &he) {
 		return he.Status == 408 || he.Status == 429 || he.Status >= 500

@@ -141,7 +141,7 @@ func (d *DuckDB) Commit(ctx context.Context, c *Commit) error {
 	stats := CommitStats{Tables: map[string]TableStats{}}
 	err := d.session(ctx, func(conn *sql.Conn) error {
 		return inTx(ctx, conn, func() error {
-			for _, t := range append(whsql.Data[:len(whsql.Data):len(whsql.Data)], whsql.Rejects) {
+			for _, t := range whsql.Tables {
 				recs := c.Records[t.Name]
 				if rowCount(recs) == 0 {
 					continue

@@ -180,7 +180,7 @@ func (p *Parquet) collect(l *ledger) {
 		}
 	}
 	dirs := []string{parquetSweepsDir}
-	for _, t := range append(whsql.Data, whsql.Rejects) {
+	for _, t := range whsql.Tables {
 		dirs = append(dirs, t.Name)
 	}
 	for _, d := range dirs {
@@ -247,7 +247,7 @@ func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 		}
 	}()
 	stats := CommitStats{Tables: map[string]TableStats{}}
-	for _, t := range append(whsql.Data[:len(whsql.Data):len(whsql.Data)], whsql.Rejects) {
+	for _, t := range whsql.Tables {
 		recs := c.Records[t.Name]
 		if rowCount(recs) == 0 {
 			continue

@@ -17,7 +17,7 @@ func (p *Parquet) views(l *ledger) (string, error) {
 	var b strings.Builder
 	b.WriteString("-- Written by the contacts-etl Parquet sink at each commit; do not edit.\n")
 	b.WriteString("-- Load it into any DuckDB (.read views.sql) to query the warehouse.\n\n")
-	for _, t := range append(whsql.Data, whsql.Rejects) {
+	for _, t := range whsql.Tables {
 		fmt.Fprintf(&b, "CREATE OR REPLACE VIEW %s AS\n%s;\n\n", t.Name, p.tableView(t, l))
 	}
 	b.WriteString(stateViews(l))
@@ -54,7 +54,7 @@ func (p *Parquet) mergedSelect(t whsql.Table, l *ledger, cols []string, where st
 	if len(files) == 0 {
 		return emptySelect(t.Schema, cols)
 	}
-	src := fmt.Sprintf("read_parquet(%s, filename = true, file_row_number = true)", p.fileList(files))
+	src := fmt.Sprintf("read_parquet(%s, filename = true, file_row_number = true, union_by_name = true)", p.fileList(files))
 	if where != "" {
 		where = "\n    WHERE " + where
 	}
@@ -82,7 +82,7 @@ func (p *Parquet) mergedSelect(t whsql.Table, l *ledger, cols []string, where st
 	// Each tombstone list keeps the latest delete per id; a delete applies
 	// to a row stored by its own commit or an earlier one.
 	tomb := func(files []string) string {
-		return fmt.Sprintf(`(SELECT * FROM read_parquet(%s)
+		return fmt.Sprintf(`(SELECT * FROM read_parquet(%s, union_by_name = true)
     QUALIFY row_number() OVER (PARTITION BY %s, id ORDER BY _seq DESC) = 1)`, p.fileList(files), quote(whsql.ColSource))
 	}
 	var joins []string
