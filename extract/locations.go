@@ -11,6 +11,7 @@ import (
 	_ "time/tzdata" // zone names from the API must load on any machine
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
+	"github.com/contacts-etl/contacts-etl/extract/auth"
 )
 
 // ErrNoLocationScope is returned by LocationTimeZone when the token lacks
@@ -22,10 +23,6 @@ var ErrNoLocationScope = errors.New("the token lacks scope " + api.ScopeLocation
 // time zone, or one this program does not know.
 var ErrNoTimeZone = errors.New("location has no usable time zone")
 
-// msgScope is the API's message for a token without the scope an endpoint
-// needs (api.md); on a 401 it tells a missing scope from a bad token.
-const msgScope = "The token is not authorized for this scope."
-
 // LocationTimeZone asks GET /locations/{locationId} for the location's IANA
 // time zone, the zone of the zone-less appointment times of its contacts.
 // It fails with ErrNoLocationScope (the HTTP error wrapped too) when the
@@ -35,7 +32,7 @@ func (c *Client) LocationTimeZone(ctx context.Context) (name string, err error) 
 	b, err := c.do(ctx, http.MethodGet, "/locations/"+pathEscape(c.location), nil, nil)
 	if err != nil {
 		var he *api.HTTPError
-		if errors.As(err, &he) && he.Status == http.StatusUnauthorized && strings.EqualFold(strings.TrimSpace(he.Message), msgScope) {
+		if errors.As(err, &he) && he.Status == http.StatusUnauthorized && strings.EqualFold(strings.TrimSpace(he.Message), auth.MsgScope) {
 			return "", fmt.Errorf("location %s time zone: %w: %w", c.location, ErrNoLocationScope, err)
 		}
 		return "", fmt.Errorf("location %s time zone: %w", c.location, err)

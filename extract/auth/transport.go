@@ -64,6 +64,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
+	if scopeRefusal(resp) {
+		// The token is fine but lacks the endpoint's scope: a refresh
+		// would not change that, and the caller may fall back.
+		return resp, nil
+	}
 	inv, ok := t.Source.(Invalidator)
 	if !ok {
 		return nil, t.refused(resp)
@@ -135,4 +140,24 @@ func replayable(req *http.Request) bool {
 		return strings.HasSuffix(req.URL.Path, "/search")
 	}
 	return false
+}
+
+// MsgScope is the API's message on a 401 for a token that lacks the
+// endpoint's scope (api.md), as opposed to an invalid or expired token.
+const MsgScope = "The token is not authorized for this scope."
+
+// scopeRefusal says whether a 401 answer is the API's scope refusal. It
+// reads the body and puts it back, so the response stays whole.
+func scopeRefusal(resp *http.Response) bool {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorPeek))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	if err != nil {
+		return false
+	}
+	var eb api.ErrorBody
+	if json.Unmarshal(b, &eb) != nil {
+		return false
+	}
+	return strings.EqualFold(strings.TrimSpace(eb.Text()), MsgScope)
 }
