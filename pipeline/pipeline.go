@@ -66,9 +66,26 @@ type Job struct {
 // Location is one location's client and how its data is read.
 type Location struct {
 	Client *extract.Client
-	// Zone is the location's time zone: appointment times sent without a
-	// zone are in it. Nil: Job.Transform.NaiveZone.
+	// Zone is the location's time zone from the configuration, used when
+	// the API does not tell it (no scope locations.readonly). Zone-less
+	// appointment times are read in the location's zone.
 	Zone *time.Location
+	// Unusable, when set, says the location's credentials cannot work
+	// (with the fix): the location is not read and the run ends partial.
+	Unusable error
+}
+
+// Zone sources, as logged and reported in Result.Zones.
+const (
+	ZoneFromAPI     = "api"
+	ZoneFromConfig  = "config"
+	ZoneFromDefault = "default"
+)
+
+// ZoneInfo says which zone a location's zone-less times were read in.
+type ZoneInfo struct {
+	Name   string
+	Source string // ZoneFromAPI, ZoneFromConfig or ZoneFromDefault
 }
 
 // Progress is reported after each commit.
@@ -87,8 +104,10 @@ type Result struct {
 	Commits  int
 	Duration time.Duration
 	// Stopped are the locations that stopped early without failing the
-	// run (their daily quota reserve), with the reason.
+	// run (see ErrPartial), with the reason.
 	Stopped map[string]error
+	// Zones are the time zones the locations' zone-less times were read in.
+	Zones map[string]ZoneInfo
 }
 
 // runner is the state of one Run.
@@ -97,6 +116,7 @@ type runner struct {
 	mu       sync.Mutex // serialises every call to Sink, and the counters below
 	counts   transform.Counts
 	commits  int
+	zones    map[string]ZoneInfo
 	progress sync.Mutex // one Progress call at a time
 }
 
@@ -120,7 +140,7 @@ func Run(ctx context.Context, j Job) (Result, error) {
 		j.Run.StartedAt = time.Now()
 	}
 	j.Run.StartedAt = j.Run.StartedAt.UTC()
-	r := &runner{Job: j, counts: transform.Counts{}}
+	r := &runner{Job: j, counts: transform.Counts{}, zones: map[string]ZoneInfo{}}
 	return r.execute(ctx)
 }
 
@@ -132,7 +152,7 @@ func (j *runner) execute(ctx context.Context) (res Result, err error) {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(j.Workers)
-	quota := newQuotaStops()
+	quota := newStops()
 	for _, l := range j.Locations {
 		g.Go(func() error {
 			loc := l.Client.Location()
@@ -155,6 +175,9 @@ func (j *runner) execute(ctx context.Context) (res Result, err error) {
 	res.Commits = j.commits
 	res.Duration = time.Since(start)
 	res.Stopped = quota.stopped()
+	j.mu.Lock()
+	res.Zones = maps.Clone(j.zones)
+	j.mu.Unlock()
 	rr := load.RunResult{
 		RunID: j.Run.ID, EndedAt: time.Now().UTC(), Outcome: "ok",
 		Requests: res.Requests, Retries: res.Retries, RateLimited: res.Limited,
@@ -170,6 +193,7 @@ func (j *runner) execute(ctx context.Context) (res Result, err error) {
 		rr.Outcome, rr.Error = "failed", err.Error()
 		if quota.only(err) {
 			rr.Outcome = "partial"
+			err = fmt.Errorf("%w: %w", ErrPartial, err)
 		}
 	}
 	// Record the outcome even when ctx was cancelled (an interrupt).
@@ -186,6 +210,14 @@ func (j *runner) execute(ctx context.Context) (res Result, err error) {
 func (j *runner) location(ctx context.Context, l Location, st *load.State) error {
 	c := l.Client
 	loc := c.Location()
+	if l.Unusable != nil {
+		return fmt.Errorf("%w: %w", ErrUnusable, l.Unusable)
+	}
+	zone, err := j.zone(ctx, l)
+	if err != nil {
+		return err
+	}
+	l.Zone = zone
 	wins, wm, err := PlanWindows(st, j.Run, loc, j.Options)
 	if err != nil {
 		return err
@@ -248,6 +280,48 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 	return j.pipe(ctx, l, &committer{j: j, loc: loc, client: c}, func(ctx context.Context, out chan<- api.Record) error {
 		return extract.StreamChildren(ctx, c, ids, extract.DefaultSweepChunk, j.Stream, out)
 	})
+}
+
+// zone decides the zone of a location's zone-less times: the API's
+// location.timezone when the token may read it, else the configured zone,
+// else the job's default (UTC unless set) with a warning. Any other failure
+// to ask stops the location: times read in a guessed zone would overwrite
+// right ones.
+func (j *runner) zone(ctx context.Context, l Location) (*time.Location, error) {
+	loc := l.Client.Location()
+	info := ZoneInfo{}
+	var zone *time.Location
+	name, err := l.Client.LocationTimeZone(ctx)
+	switch {
+	case err == nil:
+		zone, err = time.LoadLocation(name)
+		if err != nil {
+			return nil, fmt.Errorf("time zone %q: %w", name, err)
+		}
+		info = ZoneInfo{Name: name, Source: ZoneFromAPI}
+		if l.Zone != nil && l.Zone.String() != name {
+			j.Log.Warn("configured time zone differs from the API's; using the API's", "location", loc, "configured", l.Zone.String(), "api", name)
+		}
+	case errors.Is(err, extract.ErrNoLocationScope) || errors.Is(err, extract.ErrNoTimeZone):
+		if l.Zone != nil {
+			zone, info = l.Zone, ZoneInfo{Name: l.Zone.String(), Source: ZoneFromConfig}
+			break
+		}
+		zone = j.Transform.NaiveZone
+		if zone == nil {
+			zone = time.UTC
+		}
+		info = ZoneInfo{Name: zone.String(), Source: ZoneFromDefault}
+		j.Log.Warn("location time zone unknown: appointment times without a zone are read in the default zone; grant locations.readonly or set time_zones in the config",
+			"location", loc, "zone", info.Name, "reason", err)
+	default:
+		return nil, fmt.Errorf("location time zone: %w", err)
+	}
+	j.Log.Info("location time zone", "location", loc, "zone", info.Name, "from", info.Source)
+	j.mu.Lock()
+	j.zones[loc] = info
+	j.mu.Unlock()
+	return zone, nil
 }
 
 // unchanged reports a contact whose dateUpdated equals the stored one: it

@@ -9,8 +9,8 @@ import (
 )
 
 // Locations have their own quotas: one stopping does not stop the others.
-func TestQuotaStopIsPerLocation(t *testing.T) {
-	q := newQuotaStops()
+func TestStopIsPerLocation(t *testing.T) {
+	q := newStops()
 	if err := q.filter(errors.New("boom"), "a"); err == nil {
 		t.Fatal("a failure was swallowed")
 	}

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/extract/auth"
 )
@@ -146,6 +147,25 @@ func (c *checker) run() bool {
 		} `json:"contacts"`
 	}
 	_ = json.Unmarshal(b, &sr)
+	cl, err := extract.NewClient(c.base, c.loc, hc, extract.WithRetries(2, nil))
+	if err != nil {
+		return c.say(false, "search", "%v", err)
+	}
+	sc, err := cl.CheckSearch(ctx)
+	if err != nil {
+		ok = c.say(false, "search", "a search page the run could not use: %v", err)
+	} else {
+		mode := "cursor mode"
+		if sc.PageMode {
+			mode = "no searchAfter: page mode in dateUpdated windows"
+		}
+		c.say(true, "search", "%d contacts; a page of %d read, %d with ids; %s", sc.Total, sc.Contacts, sc.WithIDs, mode)
+		for _, w := range sc.Warnings {
+			c.say(true, "search", "note: %s", w)
+		}
+	}
+	zone, how := c.zone(ctx, cl)
+	c.say(true, "time zone", "%s (%s): appointment times without a zone are read in it", zone, how)
 	for _, child := range c.cfg.Children {
 		if len(sr.Contacts) == 0 {
 			c.say(true, child, "not probed: the location has no contacts")
@@ -155,6 +175,22 @@ func (c *checker) run() bool {
 		ok = ok && pass
 	}
 	return ok
+}
+
+// zone says which zone a run would read the location's zone-less times
+// in, and where it comes from (see pipeline's zone rule).
+func (c *checker) zone(ctx context.Context, cl *extract.Client) (name, how string) {
+	name, err := cl.LocationTimeZone(ctx)
+	switch {
+	case err == nil:
+		return name, "from the API"
+	case errors.Is(err, extract.ErrNoLocationScope) || errors.Is(err, extract.ErrNoTimeZone):
+		if z := c.cfg.TimeZones[c.loc]; z != "" {
+			return z, "from the config; the API did not tell: " + err.Error()
+		}
+		return c.cfg.NaiveTimeZone, "the default, WARNING: grant locations.readonly or set time_zones; " + err.Error()
+	}
+	return "unknown", "the run would stop this location: " + err.Error()
 }
 
 // probe makes one authorized request and reports it on one line.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,7 +35,10 @@ type Config struct {
 	PageLimit       int           `yaml:"page_limit"`
 	BatchRows       int           `yaml:"batch_rows"`
 	CommitRows      int           `yaml:"commit_rows"`
-	NaiveTimeZone   string        `yaml:"naive_time_zone"`
+	NaiveTimeZone   string        `yaml:"naive_time_zone"` // default zone of zone-less times
+	// TimeZones are locations' zones (IANA names), used when the token may
+	// not read them from the API (scope locations.readonly).
+	TimeZones map[string]string `yaml:"time_zones"`
 	RateMax         int           `yaml:"rate_max"`
 	RateInterval    time.Duration `yaml:"rate_interval"`
 	Children        []string      `yaml:"children"`
@@ -161,6 +165,37 @@ func (l listFlag) Set(s string) error {
 	return nil
 }
 
+// mapFlag is a comma-separated key=value flag.
+type mapFlag struct{ p *map[string]string }
+
+func (m mapFlag) String() string {
+	if m.p == nil {
+		return ""
+	}
+	var kv []string
+	for k, v := range *m.p {
+		kv = append(kv, k+"="+v)
+	}
+	slices.Sort(kv)
+	return strings.Join(kv, ",")
+}
+
+func (m mapFlag) Set(s string) error {
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("%q: want key=value", kv)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	*m.p = out
+	return nil
+}
+
 // registerRunFlags binds the flags shared by run and demo to c. Flags set on
 // the command line win over the config file: parse the file first.
 func registerRunFlags(fs *flag.FlagSet, c *Config) {
@@ -174,7 +209,8 @@ func registerRunFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.PageLimit, "page-limit", c.PageLimit, "contacts per search page (max 500)")
 	fs.IntVar(&c.BatchRows, "batch-rows", c.BatchRows, "rows per Arrow record batch")
 	fs.IntVar(&c.CommitRows, "commit-rows", c.CommitRows, "rows per warehouse commit (commits happen on page boundaries)")
-	fs.StringVar(&c.NaiveTimeZone, "naive-time-zone", c.NaiveTimeZone, "IANA zone for appointment times sent without a zone")
+	fs.StringVar(&c.NaiveTimeZone, "naive-time-zone", c.NaiveTimeZone, "IANA zone for appointment times sent without a zone, for locations whose zone neither the API (scope locations.readonly) nor --time-zones tells")
+	fs.Var(mapFlag{&c.TimeZones}, "time-zones", "locations' time zones when the API does not tell them: loc=Area/City,loc2=Area/City")
 	fs.IntVar(&c.RateMax, "rate-max", c.RateMax, "requests allowed per rate interval per location (the API's X-RateLimit-Max steers it)")
 	fs.DurationVar(&c.RateInterval, "rate-interval", c.RateInterval, "rate limit interval")
 	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "retries per request (429, 5xx, resets, timeouts, truncated bodies)")
@@ -235,6 +271,11 @@ func (c *Config) validate() error {
 	}
 	if _, err := time.LoadLocation(c.NaiveTimeZone); err != nil {
 		errs = append(errs, fmt.Errorf("naive time zone: %w", err))
+	}
+	for loc, z := range c.TimeZones {
+		if _, err := time.LoadLocation(z); err != nil || z == "" {
+			errs = append(errs, fmt.Errorf("time zone of location %s: %q is not an IANA zone name", loc, z))
+		}
 	}
 	if err := c.Incremental.validate(); err != nil {
 		errs = append(errs, err)

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,6 +16,8 @@ import (
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/extract/sim"
+	"github.com/contacts-etl/contacts-etl/load"
+	"github.com/contacts-etl/contacts-etl/pipeline"
 )
 
 // demoQuery is the analyst query the demo prints: the most used tags, with
@@ -27,7 +31,9 @@ GROUP BY tag ORDER BY contacts DESC, tag LIMIT 5`
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	simCfg := sim.Config{Contacts: 3000, Locations: 2, Seed: 1}
+	addr := "127.0.0.1:0"
 	cfg, err := parseRunFlags("demo", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&addr, "sim-addr", addr, "address the simulator listens on (keep it on loopback; port 0 picks a free one)")
 		fs.IntVar(&simCfg.Contacts, "contacts", simCfg.Contacts, "contacts the simulator generates (spread over its locations)")
 		fs.IntVar(&simCfg.Locations, "sim-locations", simCfg.Locations, "locations the simulator serves")
 		fs.Int64Var(&simCfg.Seed, "seed", simCfg.Seed, "seed of the simulated data")
@@ -36,7 +42,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	srv := sim.New(simCfg)
-	base, err := srv.Start("127.0.0.1:0")
+	base, err := srv.Start(addr)
 	if err != nil {
 		return fmt.Errorf("start simulator: %w", err)
 	}
@@ -60,7 +66,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	return printQuery(ctx, stdout, cfg.Warehouse.Path, demoQuery)
+	return printQuery(ctx, stdout, cfg, demoQuery)
 }
 
 // simTokenSources logs in to each location through the simulator's OAuth
@@ -70,11 +76,11 @@ func simTokenSources(ctx context.Context, srv *sim.Server, base string, location
 		ClientID:     sim.DefaultClientID,
 		ClientSecret: sim.DefaultClientSecret,
 		Endpoint:     oauth2.Endpoint{TokenURL: base + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams},
-		Scopes:       []string{api.ScopeContactsRO},
+		Scopes:       []string{api.ScopeContactsRO, api.ScopeLocationsRO},
 	}
 	out := map[string]oauth2.TokenSource{}
 	for _, loc := range locations {
-		code := srv.AuthorizeCode(loc, api.ScopeContactsRO)
+		code := srv.AuthorizeCode(loc, api.ScopeContactsRO, api.ScopeLocationsRO)
 		tok, err := conf.Exchange(ctx, code, oauth2.SetAuthURLParam("user_type", "Location"))
 		if err != nil {
 			return nil, fmt.Errorf("log in to location %s: %w", loc, err)
@@ -86,8 +92,8 @@ func simTokenSources(ctx context.Context, srv *sim.Server, base string, location
 
 // printQuery opens the warehouse read-only, as an analyst would, and prints
 // a query's result as a table.
-func printQuery(ctx context.Context, w io.Writer, path, query string) error {
-	db, err := dsql.Open("duckdb", path+"?access_mode=read_only")
+func printQuery(ctx context.Context, w io.Writer, cfg Config, query string) error {
+	db, err := openWarehouse(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -140,6 +146,8 @@ func cmdSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer srv.Close()
 	fmt.Fprintf(stdout, "simulator listening on %s\nlocations: %s\nclient id: %s\n", base, strings.Join(srv.Locations(), ","), sim.DefaultClientID)
+	fmt.Fprintf(stdout, "client secret: the simulator's development default %q (for `auth login`: export CONTACTS_ETL_CLIENT_SECRET=%s)\n",
+		sim.DefaultClientSecret, sim.DefaultClientSecret)
 	for _, loc := range srv.Locations() {
 		fmt.Fprintf(stdout, "authorization code for %s: %s\n", loc, srv.AuthorizeCode(loc, api.ScopeContactsRO))
 	}
@@ -147,7 +155,24 @@ func cmdSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-// openDB opens a warehouse file read-only, as an analyst's process would.
-func openDB(path string) (*dsql.DB, error) {
-	return dsql.Open("duckdb", path+"?access_mode=read_only")
+// openWarehouse opens a warehouse for reading, as an analyst would: a
+// DuckDB file read-only, or a Parquet tree through the views the sink
+// writes beside it, in an in-memory DuckDB.
+func openWarehouse(ctx context.Context, cfg Config) (*dsql.DB, error) {
+	if cfg.Warehouse.Type != pipeline.WarehouseParquet {
+		return dsql.Open("duckdb", cfg.Warehouse.Path+"?access_mode=read_only")
+	}
+	views, err := os.ReadFile(filepath.Join(cfg.Warehouse.Path, load.ParquetViewsFile))
+	if err != nil {
+		return nil, err
+	}
+	db, err := dsql.Open("duckdb", "")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.ExecContext(ctx, string(views)); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("parquet views: %w", err)
+	}
+	return db, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -123,7 +124,9 @@ func TestMain(m *testing.M) {
 }
 
 func readWarehouseChild(path string) int {
-	db, err := openDB(path)
+	cfg := defaultConfig()
+	cfg.Warehouse.Path = path
+	db, err := openWarehouse(context.Background(), cfg)
 	if err != nil {
 		fmt.Println("open:", err)
 		return 1

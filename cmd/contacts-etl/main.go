@@ -22,9 +22,14 @@ const (
 	exitOK      = 0
 	exitFailed  = 1
 	exitUsage   = 2
-	exitPartial = 3 // stopped early (e.g. quota); what was fetched is committed
+	exitPartial = 3 // some locations stopped early (quota, stuck cursor, credentials); what was fetched is committed
 	exitLocked  = 4 // another run holds the warehouse
+	exitRejects = 5 // the run completed, but some records were rejected whole (see the rejects table and status)
 )
+
+// errRejects is returned by a run that completed but committed whole-record
+// rejects: exit code 5, so a scheduler notices data that did not land.
+var errRejects = errors.New("some records were rejected whole and are not in the warehouse (see the rejects table; `status` lists them)")
 
 // usageError marks a bad command line or config: exit 2.
 type usageError struct{ err error }
@@ -44,7 +49,7 @@ var commands = map[string]command{
 	"plan":     {"dry run: per location the windows, estimated requests and time, and whether today's quota covers them", cmdPlan},
 	"backfill": {"fill a range of dateUpdated from the command line, window by window", cmdBackfill},
 	"status":   {"show the watermark, windows, gaps, rejects and sweep progress per location", cmdStatus},
-	"auth":     {"log in with OAuth (auth login) and store the tokens", cmdAuth},
+	"auth":     {"log in with OAuth (auth login) or recover lost tokens (auth reconnect), and store them", cmdAuth},
 	"check":    {"test the connection: tokens, scopes, location access, rate-limit headroom", cmdCheck},
 }
 
@@ -78,10 +83,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	switch {
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, extract.ErrQuotaReserve):
+	case errors.Is(err, pipeline.ErrPartial), errors.Is(err, extract.ErrQuotaReserve):
 		return exitPartial
 	case errors.Is(err, pipeline.ErrLocked):
 		return exitLocked
+	case errors.Is(err, errRejects):
+		return exitRejects
 	}
 	return exitFailed
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,6 +97,9 @@ func exportCommand(ctx context.Context, cfg Config, command string, stdout, stde
 	}
 	res, err := export(ctx, cfg, command, sources, log)
 	printSummary(stdout, cfg, res)
+	if err == nil && res.Rows["rejects"] > 0 {
+		return errRejects
+	}
 	return err
 }
 
@@ -172,8 +176,20 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 		},
 		Transform: transform.Config{Source: cfg.Source, RunID: run.ID, ExtractedAt: run.StartedAt, BatchRows: cfg.BatchRows, NaiveZone: zone},
 	}
+	unusable := map[string]auth.Unusable{}
+	for _, u := range auth.CheckUsable(sources) {
+		unusable[u.Location] = u
+	}
 	for _, c := range clients {
-		j.Locations = append(j.Locations, pipeline.Location{Client: c})
+		l := pipeline.Location{Client: c}
+		if z := cfg.TimeZones[c.Location()]; z != "" {
+			l.Zone, _ = time.LoadLocation(z) // validated
+		}
+		if u, bad := unusable[c.Location()]; bad {
+			l.Unusable = fmt.Errorf("%v; fix: %s", u.Err, u.Fix)
+			log.Error("location skipped: no usable credentials", "location", u.Location, "fix", u.Fix)
+		}
+		j.Locations = append(j.Locations, l)
 	}
 	log.Info("run started", "run_id", run.ID, "locations", len(cfg.Locations), "warehouse", cfg.Warehouse.Path)
 	res, err := pipeline.Run(ctx, j)
@@ -197,13 +213,16 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 
 func printSummary(w io.Writer, cfg Config, res pipeline.Result) {
 	fmt.Fprintf(w, "warehouse  %s (%s)\n", cfg.Warehouse.Path, cfg.Warehouse.Type)
-	for _, t := range []string{"contacts", "tasks", "notes", "appointments", "rejects"} {
+	fmt.Fprintln(w, "committed")
+	for _, t := range []string{"contacts", "tasks", "notes", "appointments", "rejects", "field_rejects"} {
 		fmt.Fprintf(w, "  %-13s %9d rows\n", t, res.Rows[t])
 	}
 	secs := res.Duration.Seconds()
 	var total int64
-	for _, v := range res.Rows {
-		total += v
+	for t, v := range res.Rows {
+		if t != "rejects" && t != "field_rejects" {
+			total += v
+		}
 	}
 	rate := 0.0
 	if secs > 0 {
@@ -212,6 +231,23 @@ func printSummary(w io.Writer, cfg Config, res pipeline.Result) {
 	fmt.Fprintf(w, "requests   %d (retries %d, 429s %d)\n", res.Requests, res.Retries, res.Limited)
 	fmt.Fprintf(w, "commits    %d\n", res.Commits)
 	fmt.Fprintf(w, "duration   %s (%.0f records/s)\n", res.Duration.Round(time.Millisecond), rate)
+	locs := make([]string, 0, len(res.Zones))
+	for l := range res.Zones {
+		locs = append(locs, l)
+	}
+	slices.Sort(locs)
+	for _, l := range locs {
+		z := res.Zones[l]
+		fmt.Fprintf(w, "time zone  %s: %s (%s)\n", l, z.Name, z.Source)
+	}
+	locs = locs[:0]
+	for l := range res.Stopped {
+		locs = append(locs, l)
+	}
+	slices.Sort(locs)
+	for _, l := range locs {
+		fmt.Fprintf(w, "stopped    %s: %v\n", l, res.Stopped[l])
+	}
 }
 
 func newTransport(conns int) *http.Transport { return pipeline.NewTransport(conns) }
