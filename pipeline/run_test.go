@@ -33,6 +33,10 @@ type env struct {
 }
 
 func newEnv(t *testing.T, kind string, cfg sim.Config) *env {
+	return newEnvScopes(t, kind, cfg, api.ScopeContactsRO, api.ScopeLocationsRO)
+}
+
+func newEnvScopes(t *testing.T, kind string, cfg sim.Config, scopes ...string) *env {
 	t.Helper()
 	if cfg.Locations == 0 {
 		cfg.Locations = 1
@@ -42,7 +46,7 @@ func newEnv(t *testing.T, kind string, cfg sim.Config) *env {
 	e := &env{t: t, kind: kind, srcTS: map[string]oauth2.TokenSource{}}
 	for i, loc := range probe.Locations() {
 		tok := fmt.Sprintf("pit-test-%d", i)
-		cfg.StaticTokens[tok] = sim.StaticToken{LocationID: loc, Scopes: []string{api.ScopeContactsRO}}
+		cfg.StaticTokens[tok] = sim.StaticToken{LocationID: loc, Scopes: scopes}
 		e.srcTS[loc] = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})
 	}
 	e.srv = sim.New(cfg)
@@ -135,13 +139,16 @@ var sinkKinds = []string{WarehouseDuckDB, WarehouseParquet}
 func TestRunsOnBothSinks(t *testing.T) {
 	for _, kind := range sinkKinds {
 		t.Run(kind, func(t *testing.T) {
-			e := newEnv(t, kind, sim.Config{Seed: 21, Contacts: 600, Locations: 2})
+			e := newEnv(t, kind, sim.Config{Seed: 21, Contacts: 600, Locations: 3, Bad: sim.BadData{OddFields: 6, BodyContactIDs: 3}, ChildContactMismatch: 0.05})
 			opt := Options{Lookback: time.Minute, SweepRuns: 2, ReconcileEvery: 0}
 			res, err := e.run(opt, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			counts := e.compare()
+			if len(res.Zones) != 3 || res.Zones["loc-0001"].Source != ZoneFromAPI {
+				t.Errorf("zones %v", res.Zones)
+			}
 			if res.Rows["contacts"] != int64(counts["contacts"]) || counts["contacts"] != 600 {
 				t.Errorf("result says %d contacts committed, warehouse has %d", res.Rows["contacts"], counts["contacts"])
 			}
@@ -238,4 +245,44 @@ func TestProgressFollowsCommits(t *testing.T) {
 	if calls != res.Commits || last.Committed["contacts"] != 400 || last.Requests < 400*3 {
 		t.Errorf("%d progress calls for %d commits; last %+v", calls, res.Commits, last)
 	}
+}
+
+// Zone-less appointment times are read in each location's zone: from the
+// API when the token may read it, else from the configuration; with
+// neither, the default zone is used and said.
+func TestLocationZones(t *testing.T) {
+	cfg := sim.Config{Seed: 31, Contacts: 240, Locations: 3}
+	t.Run("config", func(t *testing.T) {
+		e := newEnvScopes(t, WarehouseDuckDB, cfg, api.ScopeContactsRO)
+		res, err := e.run(Options{ReconcileEvery: -1}, func(j *Job) {
+			for i := range j.Locations {
+				z, err := time.LoadLocation(e.srv.TimeZone(j.Locations[i].Client.Location()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				j.Locations[i].Zone = z
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for loc, z := range res.Zones {
+			if z.Source != ZoneFromConfig || z.Name != e.srv.TimeZone(loc) {
+				t.Errorf("%s: %+v", loc, z)
+			}
+		}
+		e.compare()
+	})
+	t.Run("default", func(t *testing.T) {
+		e := newEnvScopes(t, WarehouseDuckDB, cfg, api.ScopeContactsRO)
+		res, err := e.run(Options{ReconcileEvery: -1}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for loc, z := range res.Zones {
+			if z.Source != ZoneFromDefault || z.Name != "UTC" {
+				t.Errorf("%s: %+v", loc, z)
+			}
+		}
+	})
 }
