@@ -64,8 +64,9 @@ func (p *Parquet) mergedSelect(t whsql.Table, l *ledger, cols []string, where st
 	dels, cdels := l.Deletes[t.Name], l.ContactDeletes[t.Name]
 	idCol := t.Key[len(t.Key)-1]
 	need := slices.Clone(cols)
+	hasDeleted := slices.Contains(t.Columns(), whsql.ColDeletedAt)
 	for _, c := range append(slices.Clone(t.Key), whsql.ColDeletedAt, "contact_id") {
-		if c == "contact_id" && len(cdels) == 0 {
+		if (c == "contact_id" && len(cdels) == 0) || (c == whsql.ColDeletedAt && !hasDeleted) {
 			continue
 		}
 		if !slices.Contains(need, c) {
@@ -76,7 +77,7 @@ func (p *Parquet) mergedSelect(t whsql.Table, l *ledger, cols []string, where st
 	latest := fmt.Sprintf(`SELECT %s, %s AS _seq FROM %s%s
     QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s DESC, %s DESC, file_row_number DESC) = 1`,
 		quoteList(need), seq, src, where, quoteList(t.Key), quote(t.Version), seq)
-	if len(dels)+len(cdels) == 0 {
+	if len(dels)+len(cdels) == 0 || !hasDeleted {
 		return fmt.Sprintf("SELECT %s FROM (%s)", quoteList(cols), latest)
 	}
 	// Each tombstone list keeps the latest delete per id; a delete applies
