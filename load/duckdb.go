@@ -72,6 +72,11 @@ func (d *DuckDB) Start(ctx context.Context, run Run) (*State, error) {
 	var st *State
 	err := d.session(ctx, func(c *sql.Conn) error {
 		return inTx(ctx, c, func() error {
+			if err := exec(ctx, c, `UPDATE runs SET outcome = 'aborted', ended_at = ?,
+				error = 'the process ended before the run finished (killed or crashed); the next run resumed from the committed state'
+				WHERE source = ? AND outcome = 'running'`, time.Now().UTC(), run.Source); err != nil {
+				return fmt.Errorf("close aborted runs: %w", err)
+			}
 			if err := exec(ctx, c, `INSERT INTO runs (run_id, source, command, started_at, outcome)
 				VALUES (?, ?, ?, ?, 'running')`, run.ID, run.Source, run.Command, run.StartedAt.UTC()); err != nil {
 				return fmt.Errorf("insert run: %w", err)
@@ -195,7 +200,7 @@ func (d *DuckDB) session(ctx context.Context, fn func(*sql.Conn) error) (err err
 	}
 	defer release()
 	var connector *duckdb.Connector
-	err = retryLocked(ctx, d.path, d.cfg.lockTimeout, func() error {
+	err = retryLocked(ctx, d.path, d.cfg.lockTimeout, d.cfg.log, func() error {
 		var err error
 		connector, err = duckdb.NewConnector(d.path, nil)
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -47,11 +48,18 @@ func absPath(path string) (string, error) {
 	return filepath.Clean(p), nil
 }
 
+// lockSayEvery is how often a wait for the warehouse file is logged.
+const lockSayEvery = 5 * time.Second
+
 // retryLocked calls open until it succeeds, fails for a reason other than a
 // lock held by another process, or timeout passes. Backoff doubles from 50 ms
 // to 2 s with jitter.
-func retryLocked(ctx context.Context, path string, timeout time.Duration, open func() error) error {
-	deadline := time.Now().Add(timeout)
+// While it waits it logs, at once and then every lockSayEvery, who holds
+// the file.
+func retryLocked(ctx context.Context, path string, timeout time.Duration, log *slog.Logger, open func() error) error {
+	began := time.Now()
+	deadline := began.Add(timeout)
+	var said time.Time
 	wait := 50 * time.Millisecond
 	retriedUnlocked := false
 	for {
@@ -70,6 +78,11 @@ func retryLocked(ctx context.Context, path string, timeout time.Duration, open f
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("open %s: held by process %d for more than %s: %w (%v)", path, pid, timeout, ErrLocked, err)
+		}
+		if log != nil && time.Since(said) >= lockSayEvery {
+			said = time.Now()
+			log.Info("waiting for the warehouse file: another process holds it (an analyst's DuckDB?)",
+				"file", path, "pid", pid, "waited", said.Sub(began).Round(time.Second), "gives up in", time.Until(deadline).Round(time.Second))
 		}
 		d := wait/2 + rand.N(wait/2+1)
 		if rem := time.Until(deadline); d > rem {

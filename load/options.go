@@ -2,6 +2,7 @@ package load
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -51,6 +52,7 @@ type config struct {
 	tempDir      string
 	mem          memory.Allocator
 	rowGroupRows int64
+	log          *slog.Logger
 }
 
 func newConfig(opts []Option) config {
@@ -81,6 +83,10 @@ func WithTempDir(dir string) Option { return func(c *config) { c.tempDir = dir }
 // WithAllocator sets the Arrow allocator used for records the sinks build
 // themselves (reading state, Parquet writing).
 func WithAllocator(mem memory.Allocator) Option { return func(c *config) { c.mem = mem } }
+
+// WithLogger makes the sinks say what they wait for (another process
+// holding the warehouse file). Default: silent.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
 // WithRowGroupRows bounds the rows per Parquet row group (default
 // DefaultRowGroupRows).

@@ -151,6 +151,12 @@ func (p *Parquet) Start(ctx context.Context, run Run) (*State, error) {
 	}
 	p.collect(l)
 	next := l.clone()
+	for i, r := range next.Runs {
+		if r.Source == run.Source && r.Result == nil {
+			next.Runs[i].Result = &RunResult{RunID: r.ID, EndedAt: time.Now().UTC(), Outcome: "aborted",
+				Error: "the process ended before the run finished (killed or crashed); the next run resumed from the committed state"}
+		}
+	}
 	next.Runs = append(next.Runs, ledgerRun{Run: run})
 	if err := p.publish(next); err != nil {
 		return nil, fmt.Errorf("start run %s: %w", run.ID, err)

@@ -23,7 +23,9 @@ type Sink interface {
 	// returns: every sink implements it; none turns a feature off.
 	Store
 	// Start records the run (outcome "running") and returns the state
-	// committed by earlier runs for run.Source.
+	// committed by earlier runs for run.Source. Runs of run.Source still
+	// "running" are closed as "aborted": the caller holds the warehouse's
+	// run lock, so their process is gone.
 	Start(ctx context.Context, run Run) (*State, error)
 	// Commit merges c's records and applies its state changes in one
 	// transaction. It does not take ownership of the records: the caller

@@ -151,7 +151,7 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 	if err != nil {
 		return pipeline.Result{}, usageError{err}
 	}
-	sink, err := pipeline.OpenSink(cfg.Warehouse.Type, cfg.Warehouse.Path)
+	sink, err := pipeline.OpenSink(cfg.Warehouse.Type, cfg.Warehouse.Path, load.WithLogger(log))
 	if err != nil {
 		return pipeline.Result{}, usageError{err}
 	}
