@@ -22,6 +22,7 @@ func (p *Parquet) views(l *ledger) (string, error) {
 	}
 	b.WriteString(stateViews(l))
 	b.WriteString(p.sweepViews(l))
+	b.WriteString(retriesView(l))
 	v, err := whsql.Read(whsql.Views)
 	if err != nil {
 		return "", err
