@@ -69,6 +69,9 @@ func (p *Parquet) mergedSelect(t whsql.Table, l *ledger, cols []string, where st
 		if c == "contact_id" && len(cdels) == 0 {
 			continue
 		}
+		if _, ok := t.Schema.FieldsByName(c); !ok { // rejects and field_rejects have no _deleted_at
+			continue
+		}
 		if !slices.Contains(need, c) {
 			need = append(need, c)
 		}
