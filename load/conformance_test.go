@@ -463,6 +463,118 @@ func runConformance(t *testing.T, tg target) {
 		}
 	})
 
+	t.Run("Retries", func(t *testing.T) {
+		mem, dir := newMem(t), t.TempDir()
+		s := tg.open(t, dir)
+		start(t, s, "r1")
+		rt := func(loc, id, res, rec, reason, run string, at time.Time) Retry {
+			return Retry{Source: "src", LocationID: loc, ContactID: id, Resource: res, RecordID: rec, Reason: reason, RunID: run, At: at,
+				Attempts: 99, FirstAt: t2, LastAt: t2} // read-back fields are ignored
+		}
+		us := t0.Add(time.Microsecond)
+		other := rt("loc1", "c1", "contacts", "c1", "other source", "r1", t0)
+		other.Source = "other"
+		commit(t, s, &Commit{RunID: "r1", Retries: []Retry{
+			rt("loc1", "c2", "contacts", "c2", "bad email", "r1", us.Add(500*time.Nanosecond).In(cet)),
+			rt("loc1", "c1", "contacts", "c1", "first of two", "r1", t0),
+			rt("loc1", "c1", "contacts", "", "bad phone", "r1", t0.In(cet)), // same key, same commit: one attempt
+			rt("loc2", "d1", "notes", "n1", "", "r1", t0),
+			other,
+		}})
+		commit(t, s, &Commit{RunID: "r2", Retries: []Retry{
+			rt("loc1", "c1", "tasks", "k1", "bad due date", "r2", t1),
+			rt("loc1", "c3", "contacts", "c3", "bad email", "r2", t1),
+			rt("loc1", "c0", "contacts", "c0", "bad email", "r2", t1),
+		}})
+		commit(t, s, &Commit{RunID: "r3",
+			// Done before Retries: c3 starts over.
+			RetriesDone: []RetryKey{{"src", "loc1", "c0"}, {"src", "loc1", "c3"}, {"src", "loc1", "zz"}, {"src", "loc9", "c2"}},
+			Retries: []Retry{
+				rt("loc1", "c1", "appointments", "a1", "bad time", "r3", t2),
+				rt("loc1", "c3", "notes", "n3", "", "r3", t2),
+			}})
+		want := map[string][]Retry{
+			"loc1 max 3": {
+				{Source: "src", LocationID: "loc1", ContactID: "c2", Resource: "contacts", RecordID: "c2", Reason: "bad email", RunID: "r1", Attempts: 1, FirstAt: us, LastAt: us},
+				{Source: "src", LocationID: "loc1", ContactID: "c3", Resource: "notes", RecordID: "n3", RunID: "r3", Attempts: 1, FirstAt: t2, LastAt: t2},
+			},
+			"loc1 max 4": {
+				{Source: "src", LocationID: "loc1", ContactID: "c1", Resource: "appointments", RecordID: "a1", Reason: "bad time", RunID: "r3", Attempts: 3, FirstAt: t0, LastAt: t2},
+				{Source: "src", LocationID: "loc1", ContactID: "c2", Resource: "contacts", RecordID: "c2", Reason: "bad email", RunID: "r1", Attempts: 1, FirstAt: us, LastAt: us},
+				{Source: "src", LocationID: "loc1", ContactID: "c3", Resource: "notes", RecordID: "n3", RunID: "r3", Attempts: 1, FirstAt: t2, LastAt: t2},
+			},
+			"loc1 max 0": nil,
+			"loc2 max 3": {{Source: "src", LocationID: "loc2", ContactID: "d1", Resource: "notes", RecordID: "n1", RunID: "r1", Attempts: 1, FirstAt: t0, LastAt: t0}},
+			"loc9 max 3": nil,
+			"other loc1 max 3": {{Source: "other", LocationID: "loc1", ContactID: "c1", Resource: "contacts", RecordID: "c1", Reason: "other source", RunID: "r1",
+				Attempts: 1, FirstAt: t0, LastAt: t0}},
+		}
+		want["status loc1"] = want["loc1 max 4"]
+		want["status loc2"] = want["loc2 max 3"]
+		if got := retryAnswers(t, s); !reflect.DeepEqual(got, want) {
+			t.Errorf("retries:\n got %v\nwant %v", got, want)
+		}
+
+		// A failed commit changes nothing.
+		tg.hook(s, func(string) error { return errors.New("boom") })
+		c := &Commit{RunID: "r4",
+			Records:     map[string][]arrow.RecordBatch{"contacts": recs(build(t, mem, whsql.Contacts, contact("c9", "x", nil, t2)))},
+			RetriesDone: []RetryKey{{"src", "loc1", "c2"}},
+			Retries:     []Retry{rt("loc1", "c1", "contacts", "c1", "again", "r4", t2), rt("loc1", "c5", "contacts", "c5", "new", "r4", t2)},
+		}
+		err := s.Commit(ctx, c)
+		for _, r := range c.Records["contacts"] {
+			r.Release()
+		}
+		tg.hook(s, nil)
+		if err == nil {
+			t.Fatal("commit succeeded")
+		}
+		if got := retryAnswers(t, s); !reflect.DeepEqual(got, want) {
+			t.Errorf("retries after a failed commit:\n got %v\nwant %v", got, want)
+		}
+		if err := s.Commit(ctx, &Commit{RunID: "r4", Retries: []Retry{{Source: "src", LocationID: "loc1", ContactID: "c7"}}}); err == nil {
+			t.Error("a retry without At was committed")
+		}
+		s = tg.open(t, dir)
+		if got := retryAnswers(t, s); !reflect.DeepEqual(got, want) {
+			t.Errorf("retries after reopening:\n got %v\nwant %v", got, want)
+		}
+		// Analysts read them as a table.
+		db := tg.db(t, dir)
+		rows := queryRows(t, db, `SELECT source, location_id, contact_id, resource, record_id, reason, run_id, attempts, first_at, last_at
+			FROM retries ORDER BY source DESC, location_id, first_at, contact_id`)
+		wantRows := [][]any{
+			{"src", "loc1", "c1", "appointments", "a1", "bad time", "r3", int32(3), t0, t2},
+			{"src", "loc1", "c2", "contacts", "c2", "bad email", "r1", int32(1), us, us},
+			{"src", "loc1", "c3", "notes", "n3", nil, "r3", int32(1), t2, t2},
+			{"src", "loc2", "d1", "notes", "n1", nil, "r1", int32(1), t0, t0},
+			{"other", "loc1", "c1", "contacts", "c1", "other source", "r1", int32(1), t0, t0},
+		}
+		if !reflect.DeepEqual(rows, wantRows) {
+			t.Errorf("retries table:\n got %v\nwant %v", rows, wantRows)
+		}
+		db.Close()
+
+		// Over the cap, the rows with the most attempts go first, then the
+		// least recently attempted; other locations keep theirs.
+		defer func(n int) { retryCap = n }(retryCap)
+		retryCap = 3
+		t3 := t2.Add(time.Hour)
+		commit(t, s, &Commit{RunID: "r5", Retries: []Retry{rt("loc1", "c5", "contacts", "c5", "", "r5", t3), rt("loc1", "c4", "contacts", "c4", "", "r5", t3)}})
+		got, err := s.PendingRetries(ctx, "src", "loc1", 10)
+		var ids []string
+		for _, r := range got {
+			ids = append(ids, r.ContactID)
+		}
+		if want := []string{"c3", "c4", "c5"}; err != nil || !reflect.DeepEqual(ids, want) {
+			t.Errorf("after the cap: %v, %v; want %v", ids, err, want)
+		}
+		if got, err := s.PendingRetries(ctx, "src", "loc2", 10); err != nil || len(got) != 1 {
+			t.Errorf("loc2 after loc1's cap: %v, %v", got, err)
+		}
+	})
+
 	t.Run("ReadableByAnotherProcess", func(t *testing.T) {
 		mem, dir := newMem(t), t.TempDir()
 		s := tg.open(t, dir)
@@ -547,6 +659,36 @@ func readStore(t *testing.T, s Store) storeAnswers {
 	}
 	a.Status = st
 	return a
+}
+
+// retryAnswers is what s answers about retries in the Retries test: its
+// pending retries by query and its Status's retries by location.
+func retryAnswers(t *testing.T, s Store) map[string][]Retry {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string][]Retry{}
+	for _, q := range []struct {
+		source, loc string
+		max         int
+	}{{"src", "loc1", 3}, {"src", "loc1", 4}, {"src", "loc1", 0}, {"src", "loc2", 3}, {"src", "loc9", 3}, {"other", "loc1", 3}} {
+		rs, err := s.PendingRetries(ctx, q.source, q.loc, q.max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("%s max %d", q.loc, q.max)
+		if q.source != "src" {
+			name = q.source + " " + name
+		}
+		out[name] = rs
+	}
+	st, err := s.Status(ctx, "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range st.Locations {
+		out["status "+l.LocationID] = l.Retries
+	}
+	return out
 }
 
 // helper re-runs the test binary as another process (TestHelperProcess).

@@ -30,7 +30,7 @@ const (
 //	<dir>/<table>/<seq>.deletes.parquet  soft deletes of one commit (_source, id, _deleted_at, _seq)
 //	<dir>/<table>/<seq>.cdeletes.parquet soft deletes by contact_id of one commit (same columns)
 //	<dir>/sweeps/<seq>[.c].parquet       when contacts' children were read in full (.c: compacted)
-//	<dir>/ledger.json                    published files, state and runs (the commit point)
+//	<dir>/ledger.json                    published files, state (retries too) and runs (the commit point)
 //	<dir>/views.sql                      DuckDB views over the published files
 //
 // A commit writes its files under temporary names, syncs and renames them,
@@ -39,8 +39,8 @@ const (
 // Merge by key happens at read time: views.sql defines one view per table
 // that keeps, per key, the row with the newest _extracted_at (ties: the later
 // commit, then the later row), with _deleted_at set by a later delete, plus
-// the analyst views of sql/views.sql and runs, watermarks, windows, sweeps
-// and reconciles views of the ledger. The Store reads through the same rule. Analysts run it in any DuckDB: `duckdb -c ".read views.sql"`.
+// the analyst views of sql/views.sql and runs, watermarks, windows, sweeps,
+// reconciles and retries views of the ledger. The Store reads through the same rule. Analysts run it in any DuckDB: `duckdb -c ".read views.sql"`.
 // The views name the files by absolute path.
 //
 // One Parquet sink per directory at a time; it is not safe for concurrent use.
@@ -66,6 +66,7 @@ type ledger struct {
 	ContactDeletes map[string][]string `json:"contact_deletes,omitempty"` // table → tombstone files by contact_id
 	Sweeps         []string            `json:"sweeps,omitempty"`          // sweep files, oldest first
 	Reconciles     []Reconcile         `json:"reconciles,omitempty"`      // the latest per (source, location)
+	Retries        []Retry             `json:"retries,omitempty"`         // by source, location, FirstAt, ContactID
 }
 
 type ledgerRun struct {
@@ -231,6 +232,9 @@ func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 	if err := validate(c); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	if err := validateRetries(c); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
 	for _, w := range c.Windows {
 		if w.Status != "open" && w.Status != "done" {
 			return fmt.Errorf("commit: window status %q is not open or done", w.Status)
@@ -284,6 +288,7 @@ func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 		return fmt.Errorf("sweeps: %w", err)
 	}
 	next.Reconciles = addReconciles(next.Reconciles, c.Reconciled)
+	next.Retries = applyRetries(next.Retries, c)
 	next.Watermarks = upsert(next.Watermarks, c.Watermarks, func(a, b Watermark) bool {
 		return a.Source == b.Source && a.LocationID == b.LocationID && a.Resource == b.Resource
 	}, func(w Watermark) Watermark { w.Value = w.Value.UTC(); return w })
@@ -419,6 +424,7 @@ func (l *ledger) clone() *ledger {
 	}
 	n.Sweeps = slices.Clone(l.Sweeps)
 	n.Reconciles = slices.Clone(l.Reconciles)
+	n.Retries = slices.Clone(l.Retries)
 	n.Watermarks = slices.Clone(l.Watermarks)
 	n.Windows = slices.Clone(l.Windows)
 	n.Runs = slices.Clone(l.Runs)

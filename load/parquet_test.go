@@ -98,6 +98,9 @@ func TestParquetOldLedgerLoads(t *testing.T) {
 	if at, err := s.LastReconcile(ctx, "src", "loc1"); err != nil || !at.IsZero() {
 		t.Fatalf("last reconcile = %v, %v", at, err)
 	}
+	if rs, err := s.PendingRetries(ctx, "src", "loc1", 3); err != nil || rs != nil {
+		t.Fatalf("pending retries = %v, %v", rs, err)
+	}
 	if _, err := s.Start(ctx, Run{ID: "r1", Source: "src", StartedAt: t1}); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +110,8 @@ func TestParquetOldLedgerLoads(t *testing.T) {
 	defer rec.Release()
 	if err := s.Commit(ctx, &Commit{RunID: "r1", Records: map[string][]arrow.RecordBatch{"contacts": {rec}},
 		Swept:      []Swept{{Source: "src", LocationID: "loc1", ContactIDs: []string{"c1"}, At: t1, RunID: "r1"}},
-		Reconciled: []Reconcile{{Source: "src", LocationID: "loc1", At: t1, RunID: "r1", Listed: 1}}}); err != nil {
+		Reconciled: []Reconcile{{Source: "src", LocationID: "loc1", At: t1, RunID: "r1", Listed: 1}},
+		Retries:    []Retry{{Source: "src", LocationID: "loc1", ContactID: "c2", Resource: "contacts", RunID: "r1", At: t1}}}); err != nil {
 		t.Fatal(err)
 	}
 	s2, _ := NewParquet(dir)
@@ -117,6 +121,9 @@ func TestParquetOldLedgerLoads(t *testing.T) {
 	}
 	if at, err := s2.LastReconcile(ctx, "src", "loc1"); err != nil || !at.Equal(t1) {
 		t.Errorf("last reconcile = %v, %v", at, err)
+	}
+	if rs, err := s2.PendingRetries(ctx, "src", "loc1", 3); err != nil || len(rs) != 1 || rs[0].ContactID != "c2" || rs[0].Attempts != 1 {
+		t.Errorf("pending retries = %+v, %v", rs, err)
 	}
 }
 

@@ -22,7 +22,9 @@ import (
 // runs: sweeps are Parquet files under parquetSweepsDir listed in the
 // ledger (one per commit with Swept, merged into one when there are more
 // than sweepCompactFiles); reconciles live in the ledger, the latest per
-// (source, location). Both are published by the commit's ledger write, with
+// (source, location), and so do retries (few: at most
+// MaxRetriesPerLocation per location). All are published by the commit's
+// ledger write, with
 // the data they cover. The Store's reads run in an in-memory DuckDB over
 // the files the ledger lists, merged by the rule of the views.
 const (
@@ -287,6 +289,12 @@ func (p *Parquet) Status(ctx context.Context, source string) (*Status, error) {
 	for _, r := range l.Reconciles {
 		if r.Source == source {
 			get(r.LocationID).LastReconcile = us(r.At)
+		}
+	}
+	for _, r := range l.Retries {
+		if r.Source == source {
+			g := get(r.LocationID)
+			g.Retries = append(g.Retries, r)
 		}
 	}
 	err = p.query(ctx, func(c *sql.Conn) error {

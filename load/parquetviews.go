@@ -22,6 +22,7 @@ func (p *Parquet) views(l *ledger) (string, error) {
 	}
 	b.WriteString(stateViews(l))
 	b.WriteString(p.sweepViews(l))
+	b.WriteString(retriesView(l))
 	v, err := whsql.Read(whsql.Views)
 	if err != nil {
 		return "", err
@@ -67,6 +68,9 @@ func (p *Parquet) mergedSelect(t whsql.Table, l *ledger, cols []string, where st
 	hasDeleted := slices.Contains(t.Columns(), whsql.ColDeletedAt)
 	for _, c := range append(slices.Clone(t.Key), whsql.ColDeletedAt, "contact_id") {
 		if (c == "contact_id" && len(cdels) == 0) || (c == whsql.ColDeletedAt && !hasDeleted) {
+			continue
+		}
+		if _, ok := t.Schema.FieldsByName(c); !ok { // rejects and field_rejects have no _deleted_at
 			continue
 		}
 		if !slices.Contains(need, c) {

@@ -56,6 +56,10 @@ type Store interface {
 	LastReconcile(ctx context.Context, source, location string) (time.Time, error)
 	// Status reads what `contacts-etl status` shows of source.
 	Status(ctx context.Context, source string) (*Status, error)
+	// PendingRetries returns the retry rows of one location (see
+	// Commit.Retries) with Attempts < maxAttempts, by FirstAt then
+	// ContactID; At is zero. maxAttempts <= 0 returns none.
+	PendingRetries(ctx context.Context, source, location string, maxAttempts int) ([]Retry, error)
 }
 
 // Run identifies one execution of the exporter.
@@ -85,6 +89,50 @@ type Commit struct {
 	Swept []Swept
 	// Reconciled records id-only reconciliations of a location.
 	Reconciled []Reconcile
+	// RetriesDone removes the retry rows of contacts whose re-read landed
+	// without a new reject. Keys without a row are ignored. They are
+	// applied before Retries.
+	RetriesDone []RetryKey
+	// Retries records contacts to read again because a record of theirs
+	// was rejected. Each upserts the row of its key (Source, LocationID,
+	// ContactID): a new row gets Attempts 1 and FirstAt = LastAt = At; an
+	// existing one gets Attempts + 1, LastAt = At and this Retry's
+	// Resource, RecordID, Reason and RunID. Retries of one key within one
+	// commit count as one attempt (the last one's fields win). The
+	// Attempts, FirstAt and LastAt given here are ignored. A location keeps
+	// at most MaxRetriesPerLocation rows: beyond that the commit drops
+	// rows with the most attempts first (exhausted before pending, for any
+	// limit), then the least recently attempted, then by ContactID.
+	Retries []Retry
+}
+
+// MaxRetriesPerLocation bounds the retry rows each (source, location)
+// keeps; see Commit.Retries.
+const MaxRetriesPerLocation = 10_000
+
+// Retry is one contact to read again because a record of it (the contact
+// itself or a child: Resource, RecordID) was rejected for Reason. In a
+// Commit, Source, LocationID, ContactID and At (the time of this attempt)
+// are required. Read back, a row has Attempts (how many commits recorded
+// a reject of it), FirstAt and LastAt (the first and latest attempt's At,
+// in UTC to the microsecond) and the RunID of the latest attempt.
+type Retry struct {
+	Source, LocationID, ContactID string
+	Resource, RecordID, Reason    string
+	RunID                         string
+	Attempts                      int
+	FirstAt, LastAt               time.Time
+	At                            time.Time
+}
+
+// Key is r's key.
+func (r Retry) Key() RetryKey {
+	return RetryKey{Source: r.Source, LocationID: r.LocationID, ContactID: r.ContactID}
+}
+
+// RetryKey names one retry row.
+type RetryKey struct {
+	Source, LocationID, ContactID string
 }
 
 // Swept says the children of ContactIDs were all read at At.

@@ -40,6 +40,9 @@ func writeState(ctx context.Context, c *sql.Conn, cm *Commit) error {
 	if d, err := time.ParseDuration(os.Getenv(DebugCommitDelayEnv)); err == nil && d > 0 {
 		time.Sleep(d)
 	}
+	if err := validateRetries(cm); err != nil {
+		return err
+	}
 	now := time.Now().UTC()
 	for _, w := range cm.Watermarks {
 		if err := exec(ctx, c, `DELETE FROM watermarks WHERE source = ? AND location_id = ? AND resource = ?`,
@@ -86,7 +89,7 @@ func writeState(ctx context.Context, c *sql.Conn, cm *Commit) error {
 			return fmt.Errorf("reconciles: %w", err)
 		}
 	}
-	return nil
+	return writeRetries(ctx, c, cm)
 }
 
 func readState(ctx context.Context, c *sql.Conn, source string) (*State, error) {

@@ -32,6 +32,9 @@ type LocationStatus struct {
 	Swept         int64     // live contacts whose children were ever read in full
 	OldestSweep   time.Time // the least recently swept live contact's time
 	LastReconcile time.Time
+	// Retries are all retry rows of the location, pending or exhausted,
+	// by FirstAt then ContactID (see Store.PendingRetries).
+	Retries []Retry
 }
 
 // Status reads the state of source. It opens the file like a commit does.
@@ -117,6 +120,15 @@ func (d *DuckDB) Status(ctx context.Context, source string) (*Status, error) {
 			return err
 		}); err != nil {
 			return fmt.Errorf("reconciles: %w", err)
+		}
+		retries, err := readRetries(ctx, c, `SELECT `+retryColumns+` FROM retries WHERE source = ?
+			ORDER BY location_id, first_at, contact_id`, source)
+		if err != nil {
+			return fmt.Errorf("retries: %w", err)
+		}
+		for _, r := range retries {
+			g := get(r.LocationID)
+			g.Retries = append(g.Retries, r)
 		}
 		for _, l := range locs {
 			out.Locations = append(out.Locations, *l)

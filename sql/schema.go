@@ -13,7 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 )
 
-// Files holds the DDL (schema.sql, state.sql) and the analyst views (views.sql).
+// Files holds the DDL (the files DDL names) and the analyst views (views.sql).
 //
 //go:embed *.sql
 var Files embed.FS
