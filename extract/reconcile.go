@@ -2,7 +2,11 @@ package extract
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -14,6 +18,10 @@ const (
 	// MarkSweep marks the end of a chunk of a rolling sweep: the children
 	// of Mark.IDs are complete.
 	MarkSweep = "sweep"
+	// MarkRetry marks the end of a chunk of contacts read again by id
+	// (StreamContacts): the contacts of Mark.IDs and their children are
+	// complete.
+	MarkRetry = "retry"
 )
 
 // DefaultSweepChunk is how many contacts' children a sweep reads between
@@ -73,4 +81,62 @@ func errgroupWithLimit(ctx context.Context, n int) (*errgroup.Group, context.Con
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(n)
 	return g, gctx
+}
+
+// StreamContacts reads each of ids with GET /contacts/{id} and its
+// opt.Children, sending them with a Mark (Resource MarkRetry, IDs set)
+// after every chunk. A contact the API no longer has (404) is left out of
+// the stream and of the mark's IDs: the reconciliation deals with it. It
+// never closes out.
+func StreamContacts(ctx context.Context, c *Client, ids []string, chunk int, opt StreamOptions, out chan<- api.Record) error {
+	if opt.Concurrency <= 0 {
+		opt.Concurrency = DefaultConcurrency
+	}
+	if chunk <= 0 {
+		chunk = DefaultSweepChunk
+	}
+	for len(ids) > 0 {
+		n := min(chunk, len(ids))
+		part := ids[:n]
+		ids = ids[n:]
+		var mu sync.Mutex
+		read := make([]string, 0, len(part))
+		g, gctx := errgroupWithLimit(ctx, opt.Concurrency)
+		for _, id := range part {
+			g.Go(func() error {
+				b, err := c.do(gctx, http.MethodGet, "/contacts/"+pathEscape(id), nil, nil)
+				var he *api.HTTPError
+				if errors.As(err, &he) && he.Status == http.StatusNotFound {
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("contact %s: %w", id, err)
+				}
+				var cr api.ContactResponse
+				if err := json.Unmarshal(b, &cr); err != nil || len(cr.Contact) == 0 || string(cr.Contact) == "null" {
+					return send(gctx, out, api.Record{Resource: api.ResourceContacts, LocationID: c.location, Raw: b,
+						Problem: "GET /contacts/{id} answer without a contact object"})
+				}
+				if err := send(gctx, out, api.Record{Resource: api.ResourceContacts, LocationID: c.location, Raw: cr.Contact}); err != nil {
+					return err
+				}
+				for _, res := range opt.Children {
+					if err := fetchChildren(gctx, c, id, res, out); err != nil {
+						return err
+					}
+				}
+				mu.Lock()
+				read = append(read, id)
+				mu.Unlock()
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("read contacts again: %w", err)
+		}
+		if err := send(ctx, out, api.Record{Mark: &api.Mark{LocationID: c.location, Resource: MarkRetry, IDs: read}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,7 +158,7 @@ func (j *runner) execute(ctx context.Context) (res Result, err error) {
 		g.Go(func() error {
 			loc := l.Client.Location()
 			if err := j.location(gctx, l, st); err != nil {
-				return quota.filter(fmt.Errorf("location %s: %w", loc, err), loc)
+				return quota.filter(&LocationError{Location: loc, Err: err}, loc)
 			}
 			j.Log.Info("location done", "location", loc)
 			return nil
@@ -242,8 +243,33 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 		}
 		reconcile = last.IsZero() || j.Run.StartedAt.Sub(last) >= j.Options.ReconcileEvery
 	}
-	cm := &committer{j: j, loc: loc, client: c, wins: wins, watermark: wm}
+	var retry []string
+	pending := map[string]bool{}
+	if j.Options.RetryAttempts > 0 && !j.Options.Backfill {
+		j.mu.Lock()
+		// The reject itself was the first attempt.
+		rs, err := store.PendingRetries(ctx, j.Run.Source, loc, j.Options.RetryAttempts+1)
+		j.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if !pending[r.ContactID] {
+				pending[r.ContactID] = true
+				retry = append(retry, r.ContactID)
+			}
+		}
+	}
+	cm := &committer{j: j, loc: loc, client: c, wins: wins, watermark: wm, pending: pending}
 	err = j.pipe(ctx, l, cm, func(ctx context.Context, out chan<- api.Record) error {
+		if len(retry) > 0 {
+			// Contacts rejected (whole or in part) by earlier runs: read
+			// again by id, whatever the watermark.
+			j.Log.Info("reading rejected contacts again", "location", loc, "contacts", len(retry))
+			if err := extract.StreamContacts(ctx, c, retry, extract.DefaultSweepChunk, j.Stream, out); err != nil {
+				return err
+			}
+		}
 		for _, w := range wins {
 			opt := j.Stream
 			opt.Query = windowQuery(opt.Query, w)
@@ -420,6 +446,9 @@ type committer struct {
 	marks             []load.Watermark
 	committed         transform.Counts // rows this committer committed
 	client            *extract.Client
+	pending           map[string]bool // contacts with a pending retry
+	retries           []load.Retry
+	retried           []load.RetryKey
 }
 
 func (c *committer) requests() int64 {
@@ -439,6 +468,7 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 		return nil
 	}
 	m := b.Mark
+	c.rejected(m, b.Rejected)
 	if c.cov == nil {
 		c.cov = map[string][]arrow.RecordBatch{}
 	}
@@ -488,10 +518,11 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 // flush commits the covered rows with the state changes since the last
 // commit. Rows after the latest mark stay pending.
 func (c *committer) flush(ctx context.Context) error {
-	if c.covRows == 0 && len(c.state) == 0 && len(c.marks) == 0 && len(c.swept) == 0 {
+	if c.covRows == 0 && len(c.state) == 0 && len(c.marks) == 0 && len(c.swept) == 0 && len(c.retries)+len(c.retried) == 0 {
 		return nil
 	}
-	cm := &load.Commit{RunID: c.j.Run.ID, Records: c.cov, Watermarks: c.marks, Windows: dedupWindows(c.state)}
+	cm := &load.Commit{RunID: c.j.Run.ID, Records: c.cov, Watermarks: c.marks, Windows: dedupWindows(c.state),
+		Retries: c.retries, RetriesDone: c.retried}
 	if len(c.swept) > 0 {
 		cm.Swept = []load.Swept{{Source: c.j.Run.Source, LocationID: c.loc, ContactIDs: c.swept, At: time.Now().UTC(), RunID: c.j.Run.ID}}
 	}
@@ -500,7 +531,7 @@ func (c *committer) flush(ctx context.Context) error {
 	err := c.j.commit(ctx, cm, c)
 	c.j.Log.Debug("commit", "location", c.loc, "rows", c.covRows, "took", time.Since(start), "err", err)
 	releaseRecs(c.cov)
-	c.cov, c.covRows, c.swept, c.state, c.marks = nil, 0, nil, nil, nil
+	c.cov, c.covRows, c.swept, c.state, c.marks, c.retries, c.retried = nil, 0, nil, nil, nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -539,6 +570,35 @@ func (c *committer) reconcile(ctx context.Context, listed []string) error {
 	}
 	c.j.Log.Info("reconciled", "location", c.loc, "listed", len(listed), "deleted", len(gone))
 	return nil
+}
+
+// rejected turns the records a mark's page rejected (whole or in part)
+// into retries of their contacts, and the pending retries among the
+// contacts the mark read in full without a reject into done ones.
+func (c *committer) rejected(m *api.Mark, rs []transform.Rejected) {
+	if c.j.Options.RetryAttempts <= 0 || m.Resource == markReconcile {
+		return
+	}
+	now := time.Now().UTC()
+	again := map[string]bool{}
+	for _, r := range rs {
+		if r.ContactID == "" {
+			continue // no usable id: nothing to read again by
+		}
+		again[r.ContactID] = true
+		reason := r.Reason
+		if !r.Whole {
+			reason = "fields not mapped: " + strings.Join(r.Fields, ", ")
+		}
+		c.retries = append(c.retries, load.Retry{Source: c.j.Run.Source, LocationID: c.loc, ContactID: r.ContactID,
+			Resource: r.Resource, RecordID: r.RecordID, Reason: reason, RunID: c.j.Run.ID, At: now})
+	}
+	for _, id := range m.IDs {
+		if c.pending[id] && !again[id] {
+			delete(c.pending, id)
+			c.retried = append(c.retried, load.RetryKey{Source: c.j.Run.Source, LocationID: c.loc, ContactID: id})
+		}
+	}
 }
 
 // commit hands cm to the sink (one commit at a time across locations) and,

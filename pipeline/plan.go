@@ -17,6 +17,7 @@ const (
 	DefaultSweepRuns      = 24
 	DefaultReconcileEvery = 0 // every run: one request per 500 contacts
 	DefaultBackfillWindow = 7 * 24 * time.Hour
+	DefaultRetryAttempts  = 3
 )
 
 // epoch is where the first window of a location starts.
@@ -43,12 +44,16 @@ type Options struct {
 	// ReconcileEvery is the cadence of the id-only reconciliation that
 	// finds deletes (0: every run, negative: never).
 	ReconcileEvery time.Duration
+	// RetryAttempts bounds how often a contact whose record (or a child's)
+	// was rejected, whole or in part, is read again by id in the next
+	// runs (0: never). Records without a usable id cannot be read again.
+	RetryAttempts int
 }
 
 // DefaultOptions are a scheduled incremental run's options.
 func DefaultOptions() Options {
 	return Options{Lookback: DefaultLookback, SweepRuns: DefaultSweepRuns, ReconcileEvery: DefaultReconcileEvery,
-		Window: DefaultBackfillWindow}
+		Window: DefaultBackfillWindow, RetryAttempts: DefaultRetryAttempts}
 }
 
 // Window is a ledger window a location's pipeline reads.

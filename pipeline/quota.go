@@ -20,6 +20,15 @@ var ErrPartial = errors.New("run partial")
 // before the run, so it was not read.
 var ErrUnusable = errors.New("no usable credentials")
 
+// LocationError is the error of one location of a run.
+type LocationError struct {
+	Location string
+	Err      error
+}
+
+func (e *LocationError) Error() string { return "location " + e.Location + ": " + e.Err.Error() }
+func (e *LocationError) Unwrap() error { return e.Err }
+
 // stopsLocation says whether err stops one location without failing the
 // run: the location's data so far is committed and the next run goes on.
 func stopsLocation(err error) bool {
@@ -59,14 +68,16 @@ func (q *stops) err() error {
 // only says whether err is nothing but stops: the run is then partial
 // (everything fetched is committed, the next run carries on), not failed.
 func (q *stops) only(err error) bool {
-	var multi interface{ Unwrap() []error }
-	if errors.As(err, &multi) {
-		for _, e := range multi.Unwrap() {
-			if !q.only(e) {
+	switch e := err.(type) {
+	case *LocationError:
+		return stopsLocation(e.Err)
+	case interface{ Unwrap() []error }: // the join of the locations' errors
+		for _, p := range e.Unwrap() {
+			if !q.only(p) {
 				return false
 			}
 		}
-		return len(multi.Unwrap()) > 0
+		return len(e.Unwrap()) > 0
 	}
 	return stopsLocation(err)
 }

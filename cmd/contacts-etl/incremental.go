@@ -23,6 +23,9 @@ type Incremental struct {
 	ReconcileEvery time.Duration `yaml:"reconcile_every"`
 	// Wait for another run's lock instead of exiting with code 4.
 	Wait bool `yaml:"wait"`
+	// RetryRejects: contacts with rejected records are read again by id in
+	// up to this many later runs (0: never).
+	RetryRejects int `yaml:"retry_rejects"`
 	// Full reads every contact in the windows and its children even when the
 	// warehouse already has it at the same dateUpdated.
 	Full bool `yaml:"full"`
@@ -35,13 +38,15 @@ type Incremental struct {
 
 func defaultIncremental() Incremental {
 	d := pipeline.DefaultOptions()
-	return Incremental{Lookback: d.Lookback, SweepRuns: d.SweepRuns, ReconcileEvery: d.ReconcileEvery, backfillWindow: d.Window}
+	return Incremental{Lookback: d.Lookback, SweepRuns: d.SweepRuns, ReconcileEvery: d.ReconcileEvery, backfillWindow: d.Window,
+		RetryRejects: d.RetryAttempts}
 }
 
 func registerIncrementalFlags(fs *flag.FlagSet, c *Incremental) {
 	fs.DurationVar(&c.Lookback, "lookback", c.Lookback, "re-read this much before the watermark (search lag, clock skew)")
 	fs.IntVar(&c.SweepRuns, "sweep-runs", c.SweepRuns, "re-read the children of all unchanged contacts once every N runs, a slice per run (0: no sweep)")
 	fs.Var(signedDuration{&c.ReconcileEvery}, "reconcile-every", "cadence of the id-only reconciliation that finds deletes, e.g. 24h (0: every run, negative such as -1: never)")
+	fs.IntVar(&c.RetryRejects, "retry-rejects", c.RetryRejects, "read contacts whose records were rejected (whole or in part) again by id in up to N later runs (0: never)")
 	fs.BoolVar(&c.Wait, "wait", c.Wait, "wait for another run holding the warehouse instead of exiting with code 4")
 	fs.BoolVar(&c.Full, "full", c.Full, "full refresh: re-read every contact from the start and its children, also those the warehouse has at the same dateUpdated")
 }
@@ -50,6 +55,9 @@ func (c Incremental) validate() error {
 	var errs []error
 	if c.Lookback < 0 {
 		errs = append(errs, errors.New("lookback must not be negative"))
+	}
+	if c.RetryRejects < 0 {
+		errs = append(errs, errors.New("retry rejects must not be negative"))
 	}
 	if c.SweepRuns < 0 {
 		errs = append(errs, errors.New("sweep runs must not be negative"))
@@ -67,7 +75,7 @@ func (c Incremental) validate() error {
 
 func (c Incremental) options() pipeline.Options {
 	return pipeline.Options{Backfill: c.backfill, From: c.from.UTC(), To: c.to.UTC(), Window: c.backfillWindow, Redo: c.redo,
-		Full: c.Full, Lookback: c.Lookback, SweepRuns: c.SweepRuns, ReconcileEvery: c.ReconcileEvery}
+		Full: c.Full, Lookback: c.Lookback, SweepRuns: c.SweepRuns, ReconcileEvery: c.ReconcileEvery, RetryAttempts: c.RetryRejects}
 }
 
 // signedDuration is a duration flag that also takes a bare number of

@@ -74,6 +74,20 @@ func printStatus(w io.Writer, cfg Config, st *load.Status) {
 			fmt.Fprintf(w, "    gap       [%s, %s)\n", ts(g[0]), ts(g[1]))
 		}
 		fmt.Fprintf(w, "  rejects        %d\n", l.Rejects)
+		pending := 0
+		for _, r := range l.Retries {
+			if r.Attempts <= cfg.Incremental.RetryRejects {
+				pending++
+			}
+		}
+		fmt.Fprintf(w, "  retries        %d contacts with rejected records, %d to be read again (up to %d times)\n", len(l.Retries), pending, cfg.Incremental.RetryRejects)
+		for i, r := range l.Retries {
+			if i == 20 {
+				fmt.Fprintf(w, "    ... and %d more (SELECT * FROM retries)\n", len(l.Retries)-i)
+				break
+			}
+			fmt.Fprintf(w, "    %s %s/%s attempts %d, last %s: %s\n", r.ContactID, r.Resource, r.RecordID, r.Attempts, ts(r.LastAt), r.Reason)
+		}
 		fmt.Fprintf(w, "  contacts       %d live, %d deleted; last reconciled %s\n", l.Live, l.Deleted, ts(l.LastReconcile))
 		pct := 0.0
 		if l.Live > 0 {
