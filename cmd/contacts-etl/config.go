@@ -227,6 +227,13 @@ func isDir(p string) bool {
 	return err == nil && st.IsDir()
 }
 
+// settings are the run's settings for the pipeline.
+func (c Config) settings(command string, zone *time.Location) pipeline.Settings {
+	return pipeline.Settings{Source: c.Source, Command: command, PageLimit: c.PageLimit, Concurrency: c.Concurrency,
+		Children: c.Children, BatchRows: c.BatchRows, CommitRows: c.CommitRows, Workers: c.LocationWorkers,
+		NaiveZone: zone, Options: c.Incremental.options()}
+}
+
 // clientOptions are the API client settings of a run.
 func (c Config) clientOptions() pipeline.ClientOptions {
 	return pipeline.ClientOptions{BaseURL: c.BaseURL, Concurrency: c.Concurrency, RateMax: c.RateMax, RateInterval: c.RateInterval,

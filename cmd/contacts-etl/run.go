@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,11 +14,9 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/auth"
 	"github.com/contacts-etl/contacts-etl/load"
 	"github.com/contacts-etl/contacts-etl/pipeline"
-	"github.com/contacts-etl/contacts-etl/transform"
 )
 
 // parseRunFlags reads --config first (so flags override the file), then
@@ -161,21 +157,7 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 		return pipeline.Result{}, err
 	}
 	defer unlock()
-	run := load.Run{ID: newRunID(), Source: cfg.Source, Command: command, StartedAt: time.Now().UTC()}
-	j := pipeline.Job{
-		Run:        run,
-		Sink:       sink,
-		Workers:    cfg.LocationWorkers,
-		CommitRows: cfg.CommitRows,
-		Log:        log,
-		Options:    cfg.Incremental.options(),
-		Stream: extract.StreamOptions{
-			Query:       extract.Query{PageLimit: cfg.PageLimit},
-			Concurrency: cfg.Concurrency,
-			Children:    cfg.Children,
-		},
-		Transform: transform.Config{Source: cfg.Source, RunID: run.ID, ExtractedAt: run.StartedAt, BatchRows: cfg.BatchRows, NaiveZone: zone},
-	}
+	j := pipeline.NewJob(cfg.settings(command, zone), nil, sink, log)
 	unusable := map[string]auth.Unusable{}
 	for _, u := range auth.CheckUsable(sources) {
 		unusable[u.Location] = u
@@ -191,16 +173,10 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 		}
 		j.Locations = append(j.Locations, l)
 	}
-	log.Info("run started", "run_id", run.ID, "locations", len(cfg.Locations), "warehouse", cfg.Warehouse.Path)
+	log.Info("run started", "run_id", j.Run.ID, "locations", len(cfg.Locations), "warehouse", cfg.Warehouse.Path)
 	res, err := pipeline.Run(ctx, j)
-	log.Info("run finished", "run_id", run.ID, "requests", res.Requests, "duration", res.Duration.Round(time.Millisecond), "ok", err == nil)
+	log.Info("run finished", "run_id", j.Run.ID, "requests", res.Requests, "duration", res.Duration.Round(time.Millisecond), "ok", err == nil)
 	return res, err
-}
-
-func newRunID() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
