@@ -86,8 +86,7 @@ func errgroupWithLimit(ctx context.Context, n int) (*errgroup.Group, context.Con
 // StreamContacts reads each of ids with GET /contacts/{id} and its
 // opt.Children, sending them with a Mark (Resource MarkRetry, IDs set)
 // after every chunk. A contact the API no longer has (404) is left out of
-// the stream and of the mark's IDs: the reconciliation deals with it. It
-// never closes out.
+// the stream and listed in the mark's Gone. It never closes out.
 func StreamContacts(ctx context.Context, c *Client, ids []string, chunk int, opt StreamOptions, out chan<- api.Record) error {
 	if opt.Concurrency <= 0 {
 		opt.Concurrency = DefaultConcurrency
@@ -101,12 +100,16 @@ func StreamContacts(ctx context.Context, c *Client, ids []string, chunk int, opt
 		ids = ids[n:]
 		var mu sync.Mutex
 		read := make([]string, 0, len(part))
+		var gone []string
 		g, gctx := errgroupWithLimit(ctx, opt.Concurrency)
 		for _, id := range part {
 			g.Go(func() error {
 				b, err := c.do(gctx, http.MethodGet, "/contacts/"+pathEscape(id), nil, nil)
 				var he *api.HTTPError
 				if errors.As(err, &he) && he.Status == http.StatusNotFound {
+					mu.Lock()
+					gone = append(gone, id)
+					mu.Unlock()
 					return nil
 				}
 				if err != nil {
@@ -134,7 +137,7 @@ func StreamContacts(ctx context.Context, c *Client, ids []string, chunk int, opt
 		if err := g.Wait(); err != nil {
 			return fmt.Errorf("read contacts again: %w", err)
 		}
-		if err := send(ctx, out, api.Record{Mark: &api.Mark{LocationID: c.location, Resource: MarkRetry, IDs: read}}); err != nil {
+		if err := send(ctx, out, api.Record{Mark: &api.Mark{LocationID: c.location, Resource: MarkRetry, IDs: read, Gone: gone}}); err != nil {
 			return err
 		}
 	}

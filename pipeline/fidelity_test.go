@@ -187,3 +187,42 @@ func TestRejectedContactsAreRetried(t *testing.T) {
 		})
 	}
 }
+
+// TargetsOnly reads exactly the named contacts (a webhook apply, a push's
+// read-back): changes arrive, a contact the API no longer has is
+// soft-deleted with its children, and nothing else is requested.
+func TestTargetsOnly(t *testing.T) {
+	for _, kind := range sinkKinds {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv(t, kind, sim.Config{Seed: 48, Contacts: 120})
+			if _, err := e.run(Options{ReconcileEvery: -1}, nil); err != nil {
+				t.Fatal(err)
+			}
+			loc := e.srv.Locations()[0]
+			truth := e.srv.Truth(loc)
+			upd, del, noted := truth[3].Contact.ID, truth[7].Contact.ID, truth[11].Contact.ID
+			if err := e.srv.UpdateContact(upd, func(c *api.Contact) { c.FirstName = "Changed" }); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.srv.DeleteContact(del); err != nil {
+				t.Fatal(err)
+			}
+			e.srv.AddNote(noted)
+			e.srv.ResetStats()
+			res, err := e.run(Options{TargetsOnly: true, ReconcileEvery: -1}, func(j *Job) {
+				j.Locations[0].Targets = []string{upd, del, noted}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := e.srv.Stats()
+			if st.ByKind["search"] != 0 || st.ByKind["contact"] != 3 || st.ByKind["notes"] != 2 {
+				t.Errorf("requests %v, want 3 contacts and the children of the 2 that exist", st.ByKind)
+			}
+			counts := e.compare()
+			if counts["contacts_deleted"] != 1 || res.Rows["contacts"] != 2 {
+				t.Errorf("soft-deleted %d contacts, committed %v", counts["contacts_deleted"], res.Rows)
+			}
+		})
+	}
+}

@@ -74,6 +74,10 @@ type Location struct {
 	// Unusable, when set, says the location's credentials cannot work
 	// (with the fix): the location is not read and the run ends partial.
 	Unusable error
+	// Targets are contacts to read by id with their children (and to
+	// soft-delete, with their children, when the API answers 404), before
+	// the windows; with Options.TargetsOnly, instead of them.
+	Targets []string
 }
 
 // Zone sources, as logged and reported in Result.Zones.
@@ -219,6 +223,9 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 		return err
 	}
 	l.Zone = zone
+	if j.Options.TargetsOnly {
+		return j.targets(ctx, l)
+	}
 	wins, wm, err := PlanWindows(st, j.Run, loc, j.Options)
 	if err != nil {
 		return err
@@ -243,7 +250,7 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 		}
 		reconcile = last.IsZero() || j.Run.StartedAt.Sub(last) >= j.Options.ReconcileEvery
 	}
-	var retry []string
+	retry := slices.Clone(l.Targets)
 	pending := map[string]bool{}
 	if j.Options.RetryAttempts > 0 && !j.Options.Backfill {
 		j.mu.Lock()
@@ -256,7 +263,9 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 		for _, r := range rs {
 			if !pending[r.ContactID] {
 				pending[r.ContactID] = true
-				retry = append(retry, r.ContactID)
+				if !slices.Contains(l.Targets, r.ContactID) {
+					retry = append(retry, r.ContactID)
+				}
 			}
 		}
 	}
@@ -305,6 +314,16 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 	j.Log.Debug("sweep", "location", loc, "contacts", len(ids), "live", live)
 	return j.pipe(ctx, l, &committer{j: j, loc: loc, client: c}, func(ctx context.Context, out chan<- api.Record) error {
 		return extract.StreamChildren(ctx, c, ids, extract.DefaultSweepChunk, j.Stream, out)
+	})
+}
+
+// targets reads only the location's Targets (TargetsOnly): no windows,
+// no watermark, no sweep, no reconciliation.
+func (j *runner) targets(ctx context.Context, l Location) error {
+	c := l.Client
+	cm := &committer{j: j, loc: c.Location(), client: c}
+	return j.pipe(ctx, l, cm, func(ctx context.Context, out chan<- api.Record) error {
+		return extract.StreamContacts(ctx, c, l.Targets, extract.DefaultSweepChunk, j.Stream, out)
 	})
 }
 
@@ -449,6 +468,7 @@ type committer struct {
 	pending           map[string]bool // contacts with a pending retry
 	retries           []load.Retry
 	retried           []load.RetryKey
+	deletes           []load.Delete
 }
 
 func (c *committer) requests() int64 {
@@ -469,6 +489,9 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 	}
 	m := b.Mark
 	c.rejected(m, b.Rejected)
+	if len(m.Gone) > 0 {
+		c.deletes = append(c.deletes, goneDeletes(c.j.Run.Source, m.Gone, time.Now().UTC())...)
+	}
 	if c.cov == nil {
 		c.cov = map[string][]arrow.RecordBatch{}
 	}
@@ -518,11 +541,11 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 // flush commits the covered rows with the state changes since the last
 // commit. Rows after the latest mark stay pending.
 func (c *committer) flush(ctx context.Context) error {
-	if c.covRows == 0 && len(c.state) == 0 && len(c.marks) == 0 && len(c.swept) == 0 && len(c.retries)+len(c.retried) == 0 {
+	if c.covRows == 0 && len(c.state) == 0 && len(c.marks) == 0 && len(c.swept) == 0 && len(c.retries)+len(c.retried)+len(c.deletes) == 0 {
 		return nil
 	}
 	cm := &load.Commit{RunID: c.j.Run.ID, Records: c.cov, Watermarks: c.marks, Windows: dedupWindows(c.state),
-		Retries: c.retries, RetriesDone: c.retried}
+		Retries: c.retries, RetriesDone: c.retried, Deletes: c.deletes}
 	if len(c.swept) > 0 {
 		cm.Swept = []load.Swept{{Source: c.j.Run.Source, LocationID: c.loc, ContactIDs: c.swept, At: time.Now().UTC(), RunID: c.j.Run.ID}}
 	}
@@ -531,7 +554,7 @@ func (c *committer) flush(ctx context.Context) error {
 	err := c.j.commit(ctx, cm, c)
 	c.j.Log.Debug("commit", "location", c.loc, "rows", c.covRows, "took", time.Since(start), "err", err)
 	releaseRecs(c.cov)
-	c.cov, c.covRows, c.swept, c.state, c.marks, c.retries, c.retried = nil, 0, nil, nil, nil, nil, nil
+	c.cov, c.covRows, c.swept, c.state, c.marks, c.retries, c.retried, c.deletes = nil, 0, nil, nil, nil, nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -559,12 +582,7 @@ func (c *committer) reconcile(ctx context.Context, listed []string) error {
 	src := c.j.Run.Source
 	cm := &load.Commit{RunID: c.j.Run.ID, Reconciled: []load.Reconcile{{Source: src, LocationID: c.loc, At: c.j.Run.StartedAt,
 		RunID: c.j.Run.ID, Listed: len(listed), Deleted: len(gone)}}}
-	if len(gone) > 0 {
-		cm.Deletes = []load.Delete{{Table: api.ResourceContacts, Source: src, IDs: gone, At: now}}
-		for _, t := range extract.ChildResources {
-			cm.Deletes = append(cm.Deletes, load.Delete{Table: t, Source: src, IDs: gone, At: now, ByContact: true})
-		}
-	}
+	cm.Deletes = goneDeletes(src, gone, now)
 	if err := c.j.commit(ctx, cm, c); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
@@ -631,6 +649,18 @@ func (c *committer) release() {
 	releaseRecs(c.pend)
 	releaseRecs(c.cov)
 	c.pend, c.cov, c.pendRows, c.covRows = nil, nil, 0, 0
+}
+
+// goneDeletes soft-deletes contacts deleted upstream and their children.
+func goneDeletes(source string, ids []string, at time.Time) []load.Delete {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := []load.Delete{{Table: api.ResourceContacts, Source: source, IDs: ids, At: at}}
+	for _, t := range extract.ChildResources {
+		out = append(out, load.Delete{Table: t, Source: source, IDs: ids, At: at, ByContact: true})
+	}
+	return out
 }
 
 // dedupWindows keeps the last state of each window.

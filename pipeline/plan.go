@@ -44,6 +44,10 @@ type Options struct {
 	// ReconcileEvery is the cadence of the id-only reconciliation that
 	// finds deletes (0: every run, negative: never).
 	ReconcileEvery time.Duration
+	// TargetsOnly reads each location's Targets by id and nothing else
+	// (a webhook apply, a push's read-back): no windows, no watermark, no
+	// sweep, no reconciliation.
+	TargetsOnly bool
 	// RetryAttempts bounds how often a contact whose record (or a child's)
 	// was rejected, whole or in part, is read again by id in the next
 	// runs (0: never). Records without a usable id cannot be read again.

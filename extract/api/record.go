@@ -31,4 +31,7 @@ type Mark struct {
 	// IDs lists the contacts whose children were read in full before this
 	// mark (the page's changed contacts, or a sweep's slice).
 	IDs []string
+	// Gone lists contacts read by id that the API answered 404 for: they
+	// were deleted upstream.
+	Gone []string
 }
