@@ -105,7 +105,7 @@ func TestRunWithShortLivedTokens(t *testing.T) {
 		RateLimit: sim.RateLimit{Max: 100, Interval: time.Second}})
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "sim.tokens.json")
-	loginStore(t, srv, base, tokens, api.ScopeContactsRO)
+	loginStore(t, srv, base, tokens, api.ScopeContactsRO, api.ScopeLocationsRO)
 	wh := filepath.Join(dir, "w.duckdb")
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
@@ -456,4 +456,33 @@ func TestAuthLoginAgency(t *testing.T) {
 	if f.Tokens[auth.CompanyKey] == nil || f.Tokens[locs[0]] == nil || f.Tokens[locs[1]] == nil || f.Tokens[locs[1]].LocationID != locs[1] {
 		t.Fatalf("stored %v", f.Tokens)
 	}
+}
+
+// A location without usable credentials is named with the command that
+// fixes it and skipped; the others are exported and the run ends partial
+// (exit 3).
+func TestRunSkipsLocationWithoutCredentials(t *testing.T) {
+	srv, _, base := startRecordedSim(t, sim.Config{Contacts: 200, Locations: 2, Seed: 4})
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "sim.tokens.json")
+	loginStore(t, srv, base, tokens, api.ScopeContactsRO, api.ScopeLocationsRO)
+	locs := srv.Locations()
+	if err := auth.NewStore(tokens).Update(context.Background(), func(f *auth.File) error {
+		delete(f.Tokens, locs[1]) // never logged in
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wh := filepath.Join(dir, "w.duckdb")
+	var stdout, stderr bytes.Buffer
+	code := dispatch(context.Background(), []string{"run", "--source", "sim", "--base-url", base,
+		"--locations", strings.Join(locs, ","), "--warehouse", wh, "--auth", "oauth",
+		"--client-id", sim.DefaultClientID, "--token-file", tokens}, &stdout, &stderr)
+	if code != exitPartial {
+		t.Fatalf("exit %d, want %d\n%s\n%s", code, exitPartial, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), locs[1]) || !strings.Contains(stderr.String(), "auth login") {
+		t.Errorf("the skipped location and its fix are not named:\n%s", stderr.String())
+	}
+	truth.CompareWarehouse(t, srv, wh, "sim", locs[:1])
 }
