@@ -122,6 +122,7 @@ type runner struct {
 	counts   transform.Counts
 	commits  int
 	zones    map[string]ZoneInfo
+	zoneOf   map[string]*time.Location
 	progress sync.Mutex // one Progress call at a time
 }
 
@@ -145,7 +146,7 @@ func Run(ctx context.Context, j Job) (Result, error) {
 		j.Run.StartedAt = time.Now()
 	}
 	j.Run.StartedAt = j.Run.StartedAt.UTC()
-	r := &runner{Job: j, counts: transform.Counts{}, zones: map[string]ZoneInfo{}}
+	r := &runner{Job: j, counts: transform.Counts{}, zones: map[string]ZoneInfo{}, zoneOf: map[string]*time.Location{}}
 	return r.execute(ctx)
 }
 
@@ -218,11 +219,6 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 	if l.Unusable != nil {
 		return fmt.Errorf("%w: %w", ErrUnusable, l.Unusable)
 	}
-	zone, err := j.zone(ctx, l)
-	if err != nil {
-		return err
-	}
-	l.Zone = zone
 	if j.Options.TargetsOnly {
 		return j.targets(ctx, l)
 	}
@@ -270,6 +266,9 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 		}
 	}
 	cm := &committer{j: j, loc: loc, client: c, wins: wins, watermark: wm, pending: pending}
+	if len(wins) == 0 && len(retry) == 0 && !reconcile {
+		return nil // nothing to read: a finished backfill, a watermark ahead of us
+	}
 	err = j.pipe(ctx, l, cm, func(ctx context.Context, out chan<- api.Record) error {
 		if len(retry) > 0 {
 			// Contacts rejected (whole or in part) by earlier runs: read
@@ -334,6 +333,12 @@ func (j *runner) targets(ctx context.Context, l Location) error {
 // right ones.
 func (j *runner) zone(ctx context.Context, l Location) (*time.Location, error) {
 	loc := l.Client.Location()
+	j.mu.Lock()
+	known, ok := j.zoneOf[loc]
+	j.mu.Unlock()
+	if ok {
+		return known, nil
+	}
 	info := ZoneInfo{}
 	var zone *time.Location
 	name, err := l.Client.LocationTimeZone(ctx)
@@ -364,7 +369,7 @@ func (j *runner) zone(ctx context.Context, l Location) (*time.Location, error) {
 	}
 	j.Log.Info("location time zone", "location", loc, "zone", info.Name, "from", info.Source)
 	j.mu.Lock()
-	j.zones[loc] = info
+	j.zones[loc], j.zoneOf[loc] = info, zone
 	j.mu.Unlock()
 	return zone, nil
 }
@@ -397,6 +402,11 @@ func unchanged(known map[string]int64) func(string, json.RawMessage) bool {
 // pipe runs produce → transform → committer for one location and commits
 // what the marks cover, also after a failure.
 func (j *runner) pipe(ctx context.Context, l Location, cm *committer, produce func(context.Context, chan<- api.Record) error) error {
+	tc := j.Transform
+	zone, err := j.zone(ctx, l) // asked once per location, when it reads
+	if err != nil {
+		return err
+	}
 	records := make(chan api.Record, 1024)
 	batches := make(chan transform.Batch, 8)
 	exCtx, cancelEx := context.WithCancel(ctx)
@@ -408,10 +418,7 @@ func (j *runner) pipe(ctx context.Context, l Location, cm *committer, produce fu
 		defer close(records)
 		exErr = produce(exCtx, records)
 	}()
-	tc := j.Transform
-	if l.Zone != nil {
-		tc.NaiveZone = l.Zone
-	}
+	tc.NaiveZone = zone
 	stage := transform.New(tc)
 	defer stage.Close()
 	var tfErr error

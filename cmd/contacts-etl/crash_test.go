@@ -60,7 +60,7 @@ func TestCrashKillsLoseNothing(t *testing.T) {
 	}
 	bin := binary(t)
 	srv, base := startSim(t, sim.Config{Seed: 21, Contacts: contacts, Locations: 1,
-		StaticTokens: map[string]sim.StaticToken{"pit-crash": {LocationID: "loc-0001", Scopes: []string{api.ScopeContactsRO}}}})
+		StaticTokens: map[string]sim.StaticToken{"pit-crash": {LocationID: "loc-0001", Scopes: []string{api.ScopeContactsRO, api.ScopeLocationsRO}}}})
 	path := filepath.Join(t.TempDir(), "w.duckdb")
 	args := []string{"run", "--source", "sim", "--base-url", base, "--locations", "loc-0001", "--warehouse", path,
 		"--page-limit", "100", "--commit-rows", "300", "--batch-rows", "200", "--rate-max", "1000000", "--rate-interval", "1s",

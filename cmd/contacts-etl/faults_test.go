@@ -113,7 +113,7 @@ func TestDailyQuotaStopsPartialThenResumes(t *testing.T) {
 	srv, base := startSim(t, sim.Config{
 		Seed: 52, Contacts: 600, Locations: 1, Now: clk.now,
 		RateLimit:    sim.RateLimit{Daily: 1200},
-		StaticTokens: map[string]sim.StaticToken{token: {LocationID: "loc-0001", Scopes: []string{api.ScopeContactsRO}}},
+		StaticTokens: map[string]sim.StaticToken{token: {LocationID: "loc-0001", Scopes: []string{api.ScopeContactsRO, api.ScopeLocationsRO}}},
 	})
 	path := filepath.Join(t.TempDir(), "w.duckdb")
 	t.Setenv("CONTACTS_ETL_TOKEN", token)
