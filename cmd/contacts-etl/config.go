@@ -30,20 +30,20 @@ type Config struct {
 		Type string `yaml:"type"` // duckdb | parquet
 		Path string `yaml:"path"`
 	} `yaml:"warehouse"`
-	Concurrency     int           `yaml:"concurrency"`          // child requests in flight per location
-	LocationWorkers int           `yaml:"location_concurrency"` // locations read at once
-	PageLimit       int           `yaml:"page_limit"`
-	BatchRows       int           `yaml:"batch_rows"`
-	CommitRows      int           `yaml:"commit_rows"`
-	NaiveTimeZone   string        `yaml:"naive_time_zone"` // default zone of zone-less times
+	Concurrency     int    `yaml:"concurrency"`          // child requests in flight per location
+	LocationWorkers int    `yaml:"location_concurrency"` // locations read at once
+	PageLimit       int    `yaml:"page_limit"`
+	BatchRows       int    `yaml:"batch_rows"`
+	CommitRows      int    `yaml:"commit_rows"`
+	NaiveTimeZone   string `yaml:"naive_time_zone"` // default zone of zone-less times
 	// TimeZones are locations' zones (IANA names), used when the token may
 	// not read them from the API (scope locations.readonly).
-	TimeZones map[string]string `yaml:"time_zones"`
-	RateMax         int           `yaml:"rate_max"`
-	RateInterval    time.Duration `yaml:"rate_interval"`
-	Children        []string      `yaml:"children"`
-	LogLevel        string        `yaml:"log_level"`
-	Incremental     Incremental   `yaml:"incremental"`
+	TimeZones    map[string]string `yaml:"time_zones"`
+	RateMax      int               `yaml:"rate_max"`
+	RateInterval time.Duration     `yaml:"rate_interval"`
+	Children     []string          `yaml:"children"`
+	LogLevel     string            `yaml:"log_level"`
+	Incremental  Incremental       `yaml:"incremental"`
 
 	// Retries per request and per run (0: no run limit), and the part of
 	// each location's daily quota a run leaves unspent ("10%" or a count).

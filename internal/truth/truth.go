@@ -132,7 +132,6 @@ func instant(t time.Time) any {
 	return t.UTC().Truncate(time.Microsecond)
 }
 
-
 // Tables builds the expected rows of every table, keyed by table then id,
 // leaving out deleted contacts and the records the simulator spoilt beyond
 // use (whole rejects); records served with odd fields land with those
