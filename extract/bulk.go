@@ -159,11 +159,14 @@ func (c *Client) Events(ctx context.Context, calendarID string, from, to time.Ti
 }
 
 // EventWindows splits [from, to) into consecutive windows of at most max
-// (MaxEventsRange if max <= 0).
+// (MaxEventsRange if max <= 0), on whole milliseconds.
 func EventWindows(from, to time.Time, max time.Duration) [][2]time.Time {
 	if max <= 0 || max > MaxEventsRange {
 		max = MaxEventsRange
 	}
+	// The API speaks epoch milliseconds: a window shorter than one would
+	// be empty on the wire.
+	from, to = from.Truncate(time.Millisecond), to.Truncate(time.Millisecond)
 	var out [][2]time.Time
 	for s := from; s.Before(to); s = s.Add(max) {
 		out = append(out, [2]time.Time{s, minTime(s.Add(max), to)})
