@@ -248,7 +248,7 @@ func (c *Client) once(ctx context.Context, method, rawURL, path string, payload 
 		return nil, 0, err
 	}
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Version", api.VersionContacts)
+	req.Header.Set("Version", versionFor(path))
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

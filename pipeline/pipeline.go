@@ -37,6 +37,11 @@ const (
 // list from the extract side to the committer.
 const markReconcile = "reconcile"
 
+// markFirstLoad tells the committer that a location's first full load
+// listed every id with its search: the reconciliation is recorded as done
+// without an id listing.
+const markFirstLoad = "first-load"
+
 // Defaults of Job.
 const (
 	DefaultWorkers    = 4
@@ -49,8 +54,11 @@ type Job struct {
 	Locations []Location
 	// Sink is the warehouse; Run calls Start, Commit and Finish on it but
 	// does not close it.
-	Sink      load.Sink
-	Stream    extract.StreamOptions
+	Sink   load.Sink
+	Stream extract.StreamOptions
+	// Bulk says whether tasks and appointments are read with the bulk
+	// endpoints where the token may (the zero value: yes).
+	Bulk      BulkOptions
 	Transform transform.Config // NaiveZone is replaced by each Location's Zone
 	Options   Options
 	// Workers is how many locations are read at once (DefaultWorkers if 0).
@@ -227,15 +235,23 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 		return err
 	}
 	store := j.Sink
-	var known map[string]int64
-	if !j.Options.Full {
-		j.mu.Lock()
-		known, err = store.LiveContacts(ctx, j.Run.Source, loc)
-		j.mu.Unlock()
-		if err != nil {
-			return err
-		}
+	j.mu.Lock()
+	known, err := store.LiveContacts(ctx, j.Run.Source, loc)
+	j.mu.Unlock()
+	if err != nil {
+		return err
 	}
+	// A first load lists every id with its search: no reconciliation.
+	firstLoad := !j.Options.Backfill && wm.IsZero() && len(known) == 0
+	if j.Options.Full {
+		known = nil
+	}
+	bulk, err := j.probeBulk(ctx, c, firstLoad || j.Options.Full)
+	if err != nil {
+		return err
+	}
+	stream := j.Stream
+	stream.Children = bulk.children(j.Stream.Children)
 	reconcile := false
 	if !j.Options.Backfill && j.Options.ReconcileEvery >= 0 {
 		j.mu.Lock()
@@ -270,6 +286,11 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 		return nil // nothing to read: a finished backfill, a watermark ahead of us
 	}
 	err = j.pipe(ctx, l, cm, func(ctx context.Context, out chan<- api.Record) error {
+		// The bulk listings go first: when they fail, no window is done
+		// and the next run reads them again with the same range.
+		if err := j.streamBulk(ctx, c, bulk, out); err != nil {
+			return err
+		}
 		if len(retry) > 0 {
 			// Contacts rejected (whole or in part) by earlier runs: read
 			// again by id, whatever the watermark.
@@ -279,7 +300,7 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 			}
 		}
 		for _, w := range wins {
-			opt := j.Stream
+			opt := stream
 			opt.Query = windowQuery(opt.Query, w)
 			opt.Unchanged = unchanged(known)
 			if err := extract.Stream(ctx, c, opt, out); err != nil {
@@ -289,13 +310,16 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 		if !reconcile {
 			return nil
 		}
+		if firstLoad {
+			return sendRecord(ctx, out, api.Record{Mark: &api.Mark{LocationID: loc, Resource: markFirstLoad, Done: true}})
+		}
 		ids, err := c.ContactIDs(ctx)
 		if err != nil {
 			return err
 		}
 		return sendRecord(ctx, out, api.Record{Mark: &api.Mark{LocationID: loc, Resource: markReconcile, IDs: ids, Done: true}})
 	})
-	if err != nil || j.Options.Backfill || j.Options.SweepRuns <= 0 || len(j.Stream.Children) == 0 {
+	if err != nil || j.Options.Backfill || j.Options.SweepRuns <= 0 || len(stream.Children) == 0 {
 		return err
 	}
 	// Phase 2: the children of the least recently swept slice.
@@ -312,7 +336,7 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 	}
 	j.Log.Debug("sweep", "location", loc, "contacts", len(ids), "live", live)
 	return j.pipe(ctx, l, &committer{j: j, loc: loc, client: c}, func(ctx context.Context, out chan<- api.Record) error {
-		return extract.StreamChildren(ctx, c, ids, extract.DefaultSweepChunk, j.Stream, out)
+		return extract.StreamChildren(ctx, c, ids, extract.DefaultSweepChunk, stream, out)
 	})
 }
 
@@ -511,6 +535,11 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 		c.swept = append(c.swept, m.IDs...)
 	}
 	switch {
+	case m.Resource == markFirstLoad:
+		if err := c.flush(ctx); err != nil {
+			return err
+		}
+		return c.firstLoad(ctx)
 	case m.Resource == markReconcile:
 		if err := c.flush(ctx); err != nil {
 			return err
@@ -597,11 +626,29 @@ func (c *committer) reconcile(ctx context.Context, listed []string) error {
 	return nil
 }
 
+// firstLoad records the reconciliation of a location's first full load as
+// done: its search listed every live id, and nothing was stored before.
+func (c *committer) firstLoad(ctx context.Context) error {
+	c.j.mu.Lock()
+	live, err := c.j.Sink.LiveContacts(ctx, c.j.Run.Source, c.loc)
+	c.j.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	cm := &load.Commit{RunID: c.j.Run.ID, Reconciled: []load.Reconcile{{Source: c.j.Run.Source, LocationID: c.loc,
+		At: c.j.Run.StartedAt, RunID: c.j.Run.ID, Listed: len(live)}}}
+	if err := c.j.commit(ctx, cm, c); err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	c.j.Log.Info("reconciled by the first load", "location", c.loc, "listed", len(live))
+	return nil
+}
+
 // rejected turns the records a mark's page rejected (whole or in part)
 // into retries of their contacts, and the pending retries among the
 // contacts the mark read in full without a reject into done ones.
 func (c *committer) rejected(m *api.Mark, rs []transform.Rejected) {
-	if c.j.Options.RetryAttempts <= 0 || m.Resource == markReconcile {
+	if c.j.Options.RetryAttempts <= 0 || m.Resource == markReconcile || m.Resource == markFirstLoad {
 		return
 	}
 	now := time.Now().UTC()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
@@ -66,6 +67,9 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /contacts/{id}/appointments", s.api("appointments", s.child(api.ResourceAppointments)))
 	m.HandleFunc("GET /contacts/{id}/notes/{noteId}", s.api("note", s.getNote))
 	m.HandleFunc("GET /locations/{locationId}", s.apiScope("location", api.ScopeLocationsRO, s.getLocation))
+	m.HandleFunc("POST /locations/{locationId}/tasks/search", s.apiScope("tasks_search", api.ScopeTasksRO, s.tasksSearch))
+	m.HandleFunc("GET /calendars/{$}", s.apiScope("calendars", api.ScopeCalendarsRO, s.calendars))
+	m.HandleFunc("GET /calendars/events", s.apiScope("events", api.ScopeEventsRO, s.events))
 	m.HandleFunc("POST /oauth/token", s.oauth("token", s.token))
 	m.HandleFunc("GET /oauth/authorize", s.oauth("authorize", s.authorize))
 	m.HandleFunc("POST /oauth/revoke", s.oauth("revoke", s.revoke))
@@ -124,7 +128,11 @@ func (s *Server) handle(r *http.Request, body []byte, g *grant, scope string, h 
 	case Fault5xx:
 		return s.serverError(p)
 	}
-	if r.Header.Get("Version") != api.VersionContacts {
+	version := api.VersionContacts
+	if strings.HasPrefix(r.URL.Path, "/calendars/") {
+		version = api.VersionCalendars
+	}
+	if r.Header.Get("Version") != version {
 		return s.errReply(http.StatusBadRequest, MsgBadVersion)
 	}
 	if !slices.Contains(g.scopes, scope) {

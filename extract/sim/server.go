@@ -14,6 +14,9 @@
 //	GET  /contacts/{id}/notes/{noteId}     {"note":{...}}
 //	GET  /contacts/{id}/appointments       {"events":[...]}
 //	GET  /locations/{locationId}           {"location":{...}} (scope locations.readonly)
+//	POST /locations/{locationId}/tasks/search {"tasks":[...]} (scope locations/tasks.readonly; bulk.go)
+//	GET  /calendars/?locationId=           {"calendars":[...]} (scope calendars.readonly)
+//	GET  /calendars/events?locationId=&calendarId=&startTime=&endTime= {"events":[...]} (scope calendars/events.readonly)
 //	POST /oauth/token                      authorization_code | refresh_token
 //	GET  /oauth/authorize                  302 to redirect_uri?code=&state=
 //	POST /oauth/revoke                     token=

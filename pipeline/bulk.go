@@ -1,0 +1,138 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/contacts-etl/contacts-etl/extract"
+	"github.com/contacts-etl/contacts-etl/extract/api"
+)
+
+// Defaults of BulkOptions: the time range of the calendar events a run
+// reads when the bulk appointments path is used.
+//
+// A full run (the location's first load, or --full) reads every calendar
+// from DefaultEventsHistory before the run's start to DefaultEventsAhead
+// after it: the earliest appointment it can know of is the earliest it
+// asks for. An incremental run reads [start - DefaultEventsBack, start +
+// DefaultEventsAhead), one 366-day window per calendar: appointments added
+// or changed there arrive in the next run, whatever the contact's
+// dateUpdated. Changes to appointments starting outside that range arrive
+// with the next full run.
+const (
+	DefaultEventsHistory = 10 * 366 * 24 * time.Hour
+	DefaultEventsBack    = 31 * 24 * time.Hour
+	DefaultEventsAhead   = 335 * 24 * time.Hour
+)
+
+// BulkOptions say whether and how a run reads tasks and appointments with
+// the bulk endpoints. The zero value uses them where the token may, with
+// the default ranges.
+type BulkOptions struct {
+	// Off reads tasks and appointments per contact, as without the scopes.
+	Off bool
+	// EventsFrom is where a full run's appointments start (zero: the run's
+	// start minus DefaultEventsHistory).
+	EventsFrom time.Time
+	// EventsBack and EventsAhead bound an incremental run's appointments
+	// around the run's start (DefaultEventsBack, DefaultEventsAhead if 0).
+	EventsBack, EventsAhead time.Duration
+}
+
+// Read paths of a location's tasks and appointments, as logged.
+const (
+	PathBulk       = "bulk"
+	PathPerContact = "per-contact"
+)
+
+// bulkPlan is what the probes at a location's start decided.
+type bulkPlan struct {
+	tasks      bool
+	firstTasks []json.RawMessage
+	events     bool
+	probe      extract.EventsProbe
+}
+
+// children are the per-contact resources left once the bulk paths are
+// taken out.
+func (b bulkPlan) children(all []string) []string {
+	return slices.DeleteFunc(slices.Clone(all), func(r string) bool {
+		return (b.tasks && r == api.ResourceTasks) || (b.events && r == api.ResourceAppointments)
+	})
+}
+
+// eventsRange is the range of appointments a run reads in bulk.
+func (j *runner) eventsRange(full bool) (time.Time, time.Time) {
+	o, start := j.Bulk, j.Run.StartedAt
+	ahead := o.EventsAhead
+	if ahead <= 0 {
+		ahead = DefaultEventsAhead
+	}
+	if full {
+		from := o.EventsFrom
+		if from.IsZero() {
+			from = start.Add(-DefaultEventsHistory)
+		}
+		return from, start.Add(ahead)
+	}
+	back := o.EventsBack
+	if back <= 0 {
+		back = DefaultEventsBack
+	}
+	return start.Add(-back), start.Add(ahead)
+}
+
+// probeBulk decides, once at a location's start, which bulk paths the run
+// uses: each only when the stream wants the resource, the token has the
+// scope and the endpoint answers in a usable shape. Anything else falls
+// back to per-contact requests, with one log line per resource. The probe
+// pages are the first pages of the listings (no request is spent twice).
+func (j *runner) probeBulk(ctx context.Context, c *extract.Client, full bool) (bulkPlan, error) {
+	var b bulkPlan
+	if j.Bulk.Off || j.Options.Backfill {
+		return b, nil
+	}
+	loc := c.Location()
+	say := func(res string, err error) error {
+		if err == nil {
+			j.Log.Info("reading "+res+" in bulk", "location", loc, "path", PathBulk)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		j.Log.Info("reading "+res+" per contact", "location", loc, "path", PathPerContact, "reason", err)
+		return nil
+	}
+	if slices.Contains(j.Stream.Children, api.ResourceTasks) {
+		first, err := c.ProbeTasks(ctx)
+		if err := say(api.ResourceTasks, err); err != nil {
+			return b, err
+		}
+		b.tasks, b.firstTasks = err == nil, first
+	}
+	if slices.Contains(j.Stream.Children, api.ResourceAppointments) {
+		from, to := j.eventsRange(full)
+		p, err := c.ProbeEvents(ctx, from, to)
+		if err := say(api.ResourceAppointments, err); err != nil {
+			return b, err
+		}
+		b.events, b.probe = err == nil, p
+	}
+	return b, nil
+}
+
+// streamBulk sends the bulk listings the plan took.
+func (j *runner) streamBulk(ctx context.Context, c *extract.Client, b bulkPlan, out chan<- api.Record) error {
+	if b.tasks {
+		if err := extract.StreamTasks(ctx, c, b.firstTasks, out); err != nil {
+			return err
+		}
+	}
+	if b.events {
+		return extract.StreamEvents(ctx, c, b.probe, j.Stream.Concurrency, out)
+	}
+	return nil
+}
