@@ -772,7 +772,7 @@ func helperOpen() (*sql.DB, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := db.Exec(string(views)); err != nil {
+		if _, err := db.Exec("SET file_search_path = " + sqlString(p) + ";\n" + string(views)); err != nil {
 			return nil, err
 		}
 		return db, nil

@@ -2,9 +2,11 @@ package load
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +14,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/google/renameio/v2"
 
 	whsql "github.com/contacts-etl/contacts-etl/sql"
@@ -20,59 +21,102 @@ import (
 
 // Files the Parquet sink keeps in its directory besides the data files.
 const (
+	// ParquetManifestFile lists the published files and holds the state:
+	// writing it is the commit point.
+	ParquetManifestFile = "_manifest.json"
+	// ParquetLedgerFile is the manifest of the first layout (per-commit
+	// files merged by views.sql); a warehouse without data files in it
+	// is taken over, one with data files must be exported again.
 	ParquetLedgerFile = "ledger.json"
 	ParquetViewsFile  = "views.sql"
 )
 
 // Parquet is a Sink that writes Parquet files to a directory:
 //
-//	<dir>/<table>/<seq>.parquet          rows of one commit (zstd, bounded row groups)
-//	<dir>/<table>/<seq>.deletes.parquet  soft deletes of one commit (_source, id, _deleted_at, _seq)
-//	<dir>/<table>/<seq>.cdeletes.parquet soft deletes by contact_id of one commit (same columns)
-//	<dir>/sweeps/<seq>[.c].parquet       when contacts' children were read in full (.c: compacted)
-//	<dir>/ledger.json                    published files, state (retries too) and runs (the commit point)
-//	<dir>/views.sql                      DuckDB views over the published files
+//	<dir>/<table>/location_id=<id>/b<bucket>-<seq>.parquet  the current row of each key (zstd)
+//	<dir>/sweeps/<seq>[.c].parquet  when contacts' children were read in full (.c: compacted)
+//	<dir>/_manifest.json            published files (relative paths, row counts), schema version,
+//	                                windows, watermarks, runs, retries, reconciles (the commit point)
+//	<dir>/views.sql                 DuckDB views over the folders, relative paths (run from <dir>)
+//	<dir>/_staging/<seq>/           a commit's files before they are published
 //
-// A commit writes its files under temporary names, syncs and renames them,
-// then atomically replaces ledger.json: files not listed there are not part
-// of the warehouse (a failed commit removes its own; Start removes leftovers).
-// Merge by key happens at read time: views.sql defines one view per table
-// that keeps, per key, the row with the newest _extracted_at (ties: the later
-// commit, then the later row), with _deleted_at set by a later delete, plus
-// the analyst views of sql/views.sql and runs, watermarks, windows, sweeps,
-// reconciles and retries views of the ledger. The Store reads through the same rule. Analysts run it in any DuckDB: `duckdb -c ".read views.sql"`.
-// The views name the files by absolute path.
+// Every published file holds one row per key, with its latest values and
+// its soft delete: read_parquet('<dir>/contacts/**/*.parquet',
+// hive_partitioning = true) is the table, no views needed. The folder's
+// location_id always equals the file's _location_id column.
+//
+// A commit merges its rows into copies of the (location, bucket) files it
+// touches (see mergeTable), written and fsynced under _staging, then
+// publishes the manifest naming the new files and the state that covers
+// them (temp file, fsync, rename, fsync of the directory), then moves the
+// new files into place and removes the ones they replace. A crash before
+// the manifest is written leaves the old version (Start removes the
+// staging area); after it, the next Start finishes the moves and removals
+// the manifest records as pending. Start also removes any file in the
+// table folders that the manifest does not name.
 //
 // One Parquet sink per directory at a time; it is not safe for concurrent use.
 type Parquet struct {
-	dir    string
-	cfg    config
-	ledger *ledger
-	last   CommitStats
-	hook   func(table string) error
+	dir     string
+	cfg     config
+	ledger  *ledger
+	last    CommitStats
+	hook    func(table string) error
+	buckets int
+	// publishHook, when set, is called at each step of a publish
+	// ("staged", "manifest", "moved"); an error stops the commit there,
+	// as a crash would (tests).
+	publishHook func(step string) error
 }
 
 var _ Sink = (*Parquet)(nil)
 
+// ledger is the manifest.
 type ledger struct {
-	Version    int                 `json:"version"`
-	Seq        int64               `json:"seq"`
-	Files      map[string][]string `json:"files"`   // table → data files, relative to the directory
-	Deletes    map[string][]string `json:"deletes"` // table → tombstone files
-	Watermarks []Watermark         `json:"watermarks"`
-	Windows    []Window            `json:"windows"`
-	Runs       []ledgerRun         `json:"runs"`
-	// Fields added after the first release: a ledger without them loads.
-	ContactDeletes map[string][]string `json:"contact_deletes,omitempty"` // table → tombstone files by contact_id
-	Sweeps         []string            `json:"sweeps,omitempty"`          // sweep files, oldest first
-	Reconciles     []Reconcile         `json:"reconciles,omitempty"`      // the latest per (source, location)
-	Retries        []Retry             `json:"retries,omitempty"`         // by source, location, FirstAt, ContactID
+	Version int   `json:"version"` // schema version of the files
+	Layout  int   `json:"layout"`  // 2: partitioned, one row per key
+	Seq     int64 `json:"seq"`
+	// Tables lists, per table, the published data files.
+	Tables map[string][]parquetFile `json:"tables"`
+	// Pending is what the latest publish still had to do on disk.
+	Pending    pendingMoves `json:"pending"`
+	Watermarks []Watermark  `json:"watermarks"`
+	Windows    []Window     `json:"windows"`
+	Runs       []ledgerRun  `json:"runs"`
+	Sweeps     []string     `json:"sweeps,omitempty"`     // sweep files, oldest first
+	Reconciles []Reconcile  `json:"reconciles,omitempty"` // the latest per (source, location)
+	Retries    []Retry      `json:"retries,omitempty"`    // by source, location, FirstAt, ContactID
+	// Data files of the first layout (ledger.json); read to refuse them.
+	Files          map[string][]string `json:"files,omitempty"`
+	Deletes        map[string][]string `json:"deletes,omitempty"`
+	ContactDeletes map[string][]string `json:"contact_deletes,omitempty"`
+}
+
+// parquetFile is one published data file.
+type parquetFile struct {
+	Path     string `json:"path"` // relative to the directory, slash-separated
+	Location string `json:"location_id"`
+	Bucket   int    `json:"bucket"`
+	Rows     int64  `json:"rows"`
+	Bytes    int64  `json:"bytes"`
+	Seq      int64  `json:"seq"` // the commit that wrote it
+}
+
+// pendingMoves: files of commit Seq to move from _staging/<Seq>/ into place
+// (Add) and superseded files to remove (Remove).
+type pendingMoves struct {
+	Seq    int64    `json:"seq,omitempty"`
+	Add    []string `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
 }
 
 type ledgerRun struct {
 	Run
 	Result *RunResult `json:"result,omitempty"`
 }
+
+// ErrParquetOldLayout: the directory holds data files of the first layout.
+var ErrParquetOldLayout = errors.New("parquet warehouse written by an older version (per-commit files): export again with --full into an empty directory")
 
 // NewParquet returns a sink writing to dir, which is created if needed.
 func NewParquet(dir string, opts ...Option) (*Parquet, error) {
@@ -83,7 +127,7 @@ func NewParquet(dir string, opts ...Option) (*Parquet, error) {
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return nil, fmt.Errorf("parquet warehouse: %w", err)
 	}
-	return &Parquet{dir: d, cfg: newConfig(opts)}, nil
+	return &Parquet{dir: d, cfg: newConfig(opts), buckets: DefaultParquetBuckets}, nil
 }
 
 // Dir is the sink's absolute directory.
@@ -96,42 +140,120 @@ func (p *Parquet) load() (*ledger, error) {
 	if p.ledger != nil {
 		return p.ledger, nil
 	}
-	l := &ledger{Version: whsql.SchemaVersion, Files: map[string][]string{}, Deletes: map[string][]string{}}
-	b, err := os.ReadFile(filepath.Join(p.dir, ParquetLedgerFile))
+	l := &ledger{Version: whsql.SchemaVersion, Layout: 2, Tables: map[string][]parquetFile{}}
+	name := filepath.Join(p.dir, ParquetManifestFile)
+	b, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		name = filepath.Join(p.dir, ParquetLedgerFile)
+		b, err = os.ReadFile(name)
+	}
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		return nil, fmt.Errorf("read ledger: %w", err)
+		return nil, fmt.Errorf("read manifest: %w", err)
 	default:
 		if err := json.Unmarshal(b, l); err != nil {
-			return nil, fmt.Errorf("read ledger %s: %w", filepath.Join(p.dir, ParquetLedgerFile), err)
+			return nil, fmt.Errorf("read manifest %s: %w", name, err)
 		}
 		if l.Version > whsql.SchemaVersion {
-			return nil, fmt.Errorf("%w: ledger version %d", ErrSchemaNewer, l.Version)
+			return nil, fmt.Errorf("%w: manifest version %d", ErrSchemaNewer, l.Version)
+		}
+		for _, m := range []map[string][]string{l.Files, l.Deletes, l.ContactDeletes} {
+			for _, fs := range m {
+				if len(fs) > 0 {
+					return nil, fmt.Errorf("%s: %w", p.dir, ErrParquetOldLayout)
+				}
+			}
+		}
+		l.Files, l.Deletes, l.ContactDeletes = nil, nil, nil
+		l.Layout = 2
+		if l.Tables == nil {
+			l.Tables = map[string][]parquetFile{}
 		}
 	}
 	p.ledger = l
 	return l, nil
 }
 
-// publish replaces the ledger and the views file with next.
+func (p *Parquet) step(name string) error {
+	if p.publishHook != nil {
+		return p.publishHook(name)
+	}
+	return nil
+}
+
+// publish replaces the manifest and the views file with next.
 func (p *Parquet) publish(next *ledger) error {
-	b, err := json.MarshalIndent(next, "", "  ")
+	next.Version = whsql.SchemaVersion
+	b, err := json.MarshalIndent(next, "", " ")
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(filepath.Join(p.dir, ParquetLedgerFile), b, 0o644); err != nil {
-		return fmt.Errorf("write ledger: %w", err)
+	if err := renameio.WriteFile(filepath.Join(p.dir, ParquetManifestFile), b, 0o644); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := syncDir(p.dir); err != nil {
+		return err
 	}
 	p.ledger = next
+	os.Remove(filepath.Join(p.dir, ParquetLedgerFile))
+	// The manifest is the commit point; the views are derived from it and
+	// rewritten by the next publish if this write fails.
 	views, err := p.views(next)
 	if err != nil {
 		return err
 	}
-	// The ledger is the commit point; the views are derived from it and
-	// rewritten by the next publish if this write fails.
 	if err := renameio.WriteFile(filepath.Join(p.dir, ParquetViewsFile), []byte(views), 0o644); err != nil {
 		return fmt.Errorf("write views: %w", err)
+	}
+	return nil
+}
+
+// apply moves the files of l.Pending into place and removes the ones they
+// replace. It is idempotent: Start runs it again after a crash.
+func (p *Parquet) apply(l *ledger) error {
+	pm := l.Pending
+	stage := filepath.Join(p.dir, parquetStagingDir, fmt.Sprintf("%012d", pm.Seq))
+	var dirs []string
+	for _, rel := range pm.Add {
+		src, dst := filepath.Join(stage, filepath.FromSlash(rel)), filepath.Join(p.dir, filepath.FromSlash(rel))
+		if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(dst); err != nil {
+				return fmt.Errorf("published file %s is missing: %w", rel, err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(src, dst); err != nil {
+			return err
+		}
+		dirs = append(dirs, rel)
+	}
+	if err := syncDirs(p.dir, dirs); err != nil {
+		return err
+	}
+	if err := p.step("moved"); err != nil {
+		return err
+	}
+	for _, rel := range pm.Remove {
+		if err := os.Remove(filepath.Join(p.dir, filepath.FromSlash(rel))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return os.RemoveAll(filepath.Join(p.dir, parquetStagingDir))
+}
+
+func syncDir(d string) error {
+	f, err := os.Open(d)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", d, err)
 	}
 	return nil
 }
@@ -150,8 +272,12 @@ func (p *Parquet) Start(ctx context.Context, run Run) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := p.apply(l); err != nil {
+		return nil, fmt.Errorf("start run %s: finish the last publish: %w", run.ID, err)
+	}
 	p.collect(l)
 	next := l.clone()
+	next.Pending = pendingMoves{}
 	for i, r := range next.Runs {
 		if r.Source == run.Source && r.Result == nil {
 			next.Runs[i].Result = &RunResult{RunID: r.ID, EndedAt: time.Now().UTC(), Outcome: "aborted",
@@ -176,26 +302,37 @@ func (p *Parquet) Start(ctx context.Context, run Run) (*State, error) {
 	return st, nil
 }
 
-// collect removes the data files that the ledger does not list.
+// collect removes the files of the table folders and of the sweeps folder
+// that l does not name, empty partition folders, and the staging area.
 func (p *Parquet) collect(l *ledger) {
 	listed := map[string]bool{}
-	for _, fs := range []map[string][]string{l.Files, l.Deletes, l.ContactDeletes, {parquetSweepsDir: l.Sweeps}} {
-		for _, names := range fs {
-			for _, n := range names {
-				listed[n] = true
-			}
+	for _, fs := range l.Tables {
+		for _, f := range fs {
+			listed[filepath.FromSlash(f.Path)] = true
 		}
 	}
+	for _, n := range l.Sweeps {
+		listed[filepath.FromSlash(n)] = true
+	}
+	os.RemoveAll(filepath.Join(p.dir, parquetStagingDir))
 	dirs := []string{parquetSweepsDir}
 	for _, t := range whsql.Tables {
 		dirs = append(dirs, t.Name)
 	}
 	for _, d := range dirs {
+		filepath.WalkDir(filepath.Join(p.dir, d), func(name string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return nil
+			}
+			if rel, _ := filepath.Rel(p.dir, name); !listed[rel] {
+				os.Remove(name)
+			}
+			return nil
+		})
 		ents, _ := os.ReadDir(filepath.Join(p.dir, d))
 		for _, e := range ents {
-			rel := filepath.Join(d, e.Name())
-			if !listed[rel] {
-				os.Remove(filepath.Join(p.dir, rel))
+			if e.IsDir() {
+				os.Remove(filepath.Join(p.dir, d, e.Name())) // only if empty
 			}
 		}
 	}
@@ -226,8 +363,9 @@ func (p *Parquet) Finish(ctx context.Context, res RunResult) error {
 // Close implements Sink.
 func (p *Parquet) Close(context.Context) error { return nil }
 
-// Commit implements Sink: one file per table with rows (and per table with
-// deletes), then the ledger. On error the files written are removed.
+// Commit implements Sink: the touched partitions rewritten with the
+// commit's rows and deletes under the staging area, then the manifest,
+// then the moves. On error before the manifest nothing is published.
 func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 	if err := validate(c); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -247,38 +385,51 @@ func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 	began := time.Now()
 	next := l.clone()
 	next.Seq++
+	next.Pending = pendingMoves{Seq: next.Seq}
+	stage := filepath.Join(p.dir, parquetStagingDir, fmt.Sprintf("%012d", next.Seq))
 	var written []string
+	published := false
 	defer func() {
 		if err != nil {
-			for _, f := range written {
-				os.Remove(filepath.Join(p.dir, f))
+			if !published {
+				os.RemoveAll(stage)
+				for _, f := range written {
+					os.Remove(filepath.Join(p.dir, f))
+				}
+			} else {
+				p.ledger = nil // the next Start finishes the publish
 			}
 			err = fmt.Errorf("commit run %s to %s: %w", c.RunID, p.dir, err)
 		}
 	}()
 	stats := CommitStats{Tables: map[string]TableStats{}}
-	for _, t := range whsql.Tables {
-		recs := c.Records[t.Name]
-		if rowCount(recs) == 0 {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel := filepath.Join(t.Name, fmt.Sprintf("%012d.parquet", next.Seq))
-		if err := p.writeFile(rel, t.Schema, recs); err != nil {
-			return fmt.Errorf("%s: %w", t.Name, err)
-		}
-		written = append(written, rel)
-		next.Files[t.Name] = append(next.Files[t.Name], rel)
-		stats.Tables[t.Name] = TableStats{Staged: rowCount(recs), Written: rowCount(recs)}
-		if p.hook != nil {
-			if err := p.hook(t.Name); err != nil {
+	dels := map[string][]Delete{}
+	for _, d := range c.Deletes {
+		dels[d.Table] = append(dels[d.Table], d)
+	}
+	err = p.query(ctx, func(conn *sql.Conn) error {
+		for _, t := range whsql.Tables {
+			recs := c.Records[t.Name]
+			if rowCount(recs) == 0 && len(dels[t.Name]) == 0 {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
 				return err
 			}
+			ts, err := p.mergeTable(ctx, conn, t, recs, dels[t.Name], next, stage)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.Name, err)
+			}
+			stats.Tables[t.Name] = ts
+			if p.hook != nil {
+				if err := p.hook(t.Name); err != nil {
+					return err
+				}
+			}
 		}
-	}
-	if err := p.writeDeletes(c.Deletes, next, &written, stats); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -299,10 +450,24 @@ func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 		return cmpAll(strings.Compare(a.Source, b.Source), strings.Compare(a.LocationID, b.LocationID),
 			strings.Compare(a.Resource, b.Resource), a.Start.Compare(b.Start))
 	})
-	if err := syncDirs(p.dir, written); err != nil {
+	staged := slices.Clone(written)
+	for _, rel := range next.Pending.Add {
+		staged = append(staged, filepath.Join(parquetStagingDir, fmt.Sprintf("%012d", next.Seq), filepath.FromSlash(rel)))
+	}
+	if err := syncDirs(p.dir, staged); err != nil {
+		return err
+	}
+	if err := p.step("staged"); err != nil {
 		return err
 	}
 	if err := p.publish(next); err != nil {
+		return err
+	}
+	published = true
+	if err := p.step("manifest"); err != nil {
+		return err
+	}
+	if err := p.apply(next); err != nil {
 		return err
 	}
 	stats.Duration = time.Since(began)
@@ -313,57 +478,6 @@ func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 // SetDeleted soft-deletes rows by key in a commit of its own.
 func (p *Parquet) SetDeleted(ctx context.Context, table, source string, ids []string, at time.Time) error {
 	return p.Commit(ctx, &Commit{Deletes: []Delete{{Table: table, Source: source, IDs: ids, At: at}}})
-}
-
-var tombstoneSchema = arrow.NewSchema([]arrow.Field{
-	{Name: whsql.ColSource, Type: arrow.BinaryTypes.String},
-	{Name: "id", Type: arrow.BinaryTypes.String},
-	{Name: whsql.ColDeletedAt, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
-	{Name: "_seq", Type: arrow.PrimitiveTypes.Int64},
-}, nil)
-
-func (p *Parquet) writeDeletes(dels []Delete, next *ledger, written *[]string, stats CommitStats) error {
-	type kind struct {
-		table     string
-		byContact bool
-	}
-	byKind := map[kind][]Delete{}
-	for _, d := range dels {
-		k := kind{d.Table, d.ByContact}
-		byKind[k] = append(byKind[k], d)
-	}
-	for k, ds := range byKind {
-		table := k.table
-		b := array.NewRecordBuilder(p.cfg.mem, tombstoneSchema)
-		var n int64
-		for _, d := range ds {
-			for _, id := range d.IDs {
-				b.Field(0).(*array.StringBuilder).Append(d.Source)
-				b.Field(1).(*array.StringBuilder).Append(id)
-				b.Field(2).(*array.TimestampBuilder).AppendTime(d.At.UTC())
-				b.Field(3).(*array.Int64Builder).Append(next.Seq)
-				n++
-			}
-		}
-		rec := b.NewRecordBatch()
-		b.Release()
-		suffix, list := "deletes", next.Deletes
-		if k.byContact {
-			suffix, list = "cdeletes", next.ContactDeletes
-		}
-		rel := filepath.Join(table, fmt.Sprintf("%012d.%s.parquet", next.Seq, suffix))
-		err := p.writeFile(rel, tombstoneSchema, []arrowRecord{rec})
-		rec.Release()
-		if err != nil {
-			return fmt.Errorf("%s deletes: %w", table, err)
-		}
-		*written = append(*written, rel)
-		list[table] = append(list[table], rel)
-		ts := stats.Tables[table]
-		ts.Deleted += n // keys asked for; matches are resolved at read time
-		stats.Tables[table] = ts
-	}
-	return nil
 }
 
 // writeFile writes recs to rel under a temporary name, syncs it and renames
@@ -412,16 +526,11 @@ func syncDirs(root string, rels []string) error {
 
 func (l *ledger) clone() *ledger {
 	n := *l
-	n.Files, n.Deletes, n.ContactDeletes = map[string][]string{}, map[string][]string{}, map[string][]string{}
-	for k, v := range l.Files {
-		n.Files[k] = slices.Clone(v)
+	n.Tables = map[string][]parquetFile{}
+	for k, v := range l.Tables {
+		n.Tables[k] = slices.Clone(v)
 	}
-	for k, v := range l.Deletes {
-		n.Deletes[k] = slices.Clone(v)
-	}
-	for k, v := range l.ContactDeletes {
-		n.ContactDeletes[k] = slices.Clone(v)
-	}
+	n.Pending.Add, n.Pending.Remove = slices.Clone(l.Pending.Add), slices.Clone(l.Pending.Remove)
 	n.Sweeps = slices.Clone(l.Sweeps)
 	n.Reconciles = slices.Clone(l.Reconciles)
 	n.Retries = slices.Clone(l.Retries)

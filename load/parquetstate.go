@@ -121,6 +121,16 @@ func (p *Parquet) sweepsSelect(files []string, withSeq bool) string {
 		cols, p.fileList(files))
 }
 
+// sweepsSelectRel is sweepsSelect naming the files by relative path.
+func (p *Parquet) sweepsSelectRel(files []string) string {
+	if len(files) == 0 {
+		return p.sweepsSelect(nil, false)
+	}
+	return fmt.Sprintf(`SELECT source, location_id, contact_id, swept_at, run_id FROM read_parquet(%s, file_row_number = true)
+    QUALIFY row_number() OVER (PARTITION BY source, location_id, contact_id ORDER BY _seq DESC, file_row_number DESC) = 1`,
+		p.fileList(files, true))
+}
+
 // addReconciles keeps, per (source, location), the reconcile with the
 // latest At (what LastReconcile and Status read).
 func addReconciles(have, add []Reconcile) []Reconcile {
@@ -152,18 +162,16 @@ func (p *Parquet) query(ctx context.Context, fn func(*sql.Conn) error) error {
 	return fn(c)
 }
 
-// locationContacts is the merged contacts (columns cols, which include
-// _location_id) of one location, merged only from the keys that have a
-// version in that location.
+// locationContacts is the contacts (columns cols, which include
+// _location_id) of one location.
 func (p *Parquet) locationContacts(l *ledger, source, location string, cols []string) string {
 	t := whsql.Contacts
-	where := ""
-	if files := l.Files[t.Name]; len(files) > 0 {
-		where = fmt.Sprintf(`%[1]s = %[2]s AND contact_id IN (SELECT contact_id FROM read_parquet(%[3]s)
-        WHERE %[1]s = %[2]s AND %[4]s = %[5]s)`, quote(whsql.ColSource), sqlString(source), p.fileList(files),
-			quote(whsql.ColLocationID), sqlString(location))
+	files := l.paths(t.Name, location)
+	if len(files) == 0 {
+		return emptySelect(t.Schema, cols)
 	}
-	return fmt.Sprintf("SELECT * FROM (%s) WHERE %s = %s", p.mergedSelect(t, l, cols, where), quote(whsql.ColLocationID), sqlString(location))
+	return fmt.Sprintf("SELECT %s FROM read_parquet(%s, union_by_name = true) WHERE %s = %s AND %s = %s", quoteList(cols), p.fileList(files),
+		quote(whsql.ColSource), sqlString(source), quote(whsql.ColLocationID), sqlString(location))
 }
 
 // LiveContacts implements Store.
@@ -311,7 +319,7 @@ func (p *Parquet) Status(ctx context.Context, source string) (*Status, error) {
 			}
 			return rows.Err()
 		}
-		if files := l.Files[whsql.Rejects.Name]; len(files) > 0 {
+		if files := l.paths(whsql.Rejects.Name, ""); len(files) > 0 {
 			if err := q(fmt.Sprintf(`SELECT _location_id, count(*) FROM read_parquet(%s) WHERE _source = ? GROUP BY ALL`, p.fileList(files)),
 				func(r *sql.Rows) error {
 					var id string
@@ -323,7 +331,7 @@ func (p *Parquet) Status(ctx context.Context, source string) (*Status, error) {
 				return fmt.Errorf("rejects: %w", err)
 			}
 		}
-		if len(l.Files[whsql.Contacts.Name]) == 0 {
+		if len(l.Tables[whsql.Contacts.Name]) == 0 {
 			return nil
 		}
 		contacts := p.mergedSelect(whsql.Contacts, l, []string{whsql.ColSource, whsql.ColLocationID, "contact_id", whsql.ColDeletedAt},
@@ -356,7 +364,7 @@ func (p *Parquet) Status(ctx context.Context, source string) (*Status, error) {
 // sweepViews are the sweeps and reconciles views of the ledger.
 func (p *Parquet) sweepViews(l *ledger) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE OR REPLACE VIEW sweeps AS\n%s;\n\n", p.sweepsSelect(l.Sweeps, false))
+	fmt.Fprintf(&b, "CREATE OR REPLACE VIEW sweeps AS\n%s;\n\n", p.sweepsSelectRel(l.Sweeps))
 	var rows [][]string
 	for _, r := range l.Reconciles {
 		rows = append(rows, []string{lit(r.Source), lit(r.LocationID), tlit(r.At), lit(r.RunID), fmt.Sprint(r.Listed), fmt.Sprint(r.Deleted)})

@@ -3,7 +3,6 @@ package load
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -13,12 +12,20 @@ import (
 )
 
 // views returns the SQL that defines the warehouse over the files l lists.
+// Data tables read their folders by relative paths: run it from the
+// warehouse directory (or SET file_search_path to it).
 func (p *Parquet) views(l *ledger) (string, error) {
 	var b strings.Builder
 	b.WriteString("-- Written by the contacts-etl Parquet sink at each commit; do not edit.\n")
-	b.WriteString("-- Load it into any DuckDB (.read views.sql) to query the warehouse.\n\n")
+	b.WriteString("-- Paths are relative to this folder: cd into it, then .read views.sql in any DuckDB.\n")
+	b.WriteString("-- The tables need no views: read_parquet('contacts/**/*.parquet', hive_partitioning = true) is one row per key.\n\n")
 	for _, t := range whsql.Tables {
-		fmt.Fprintf(&b, "CREATE OR REPLACE VIEW %s AS\n%s;\n\n", t.Name, p.tableView(t, l))
+		sel := emptySelect(t.Schema, t.Columns())
+		if len(l.Tables[t.Name]) > 0 {
+			sel = fmt.Sprintf("SELECT %s FROM read_parquet(%s, union_by_name = true)", quoteList(t.Columns()),
+				sqlString(t.Name+"/*/*.parquet"))
+		}
+		fmt.Fprintf(&b, "CREATE OR REPLACE VIEW %s AS\n%s;\n\n", t.Name, sel)
 	}
 	b.WriteString(stateViews(l))
 	b.WriteString(p.sweepViews(l))
@@ -31,92 +38,43 @@ func (p *Parquet) views(l *ledger) (string, error) {
 	return b.String(), nil
 }
 
-func (p *Parquet) fileList(rels []string) string {
+// fileList is the SQL list of the absolute paths of rels; rel, when true,
+// keeps them relative (for views.sql).
+func (p *Parquet) fileList(rels []string, rel ...bool) string {
 	q := make([]string, len(rels))
 	for i, r := range rels {
-		q[i] = sqlString(filepath.Join(p.dir, r))
+		if len(rel) > 0 && rel[0] {
+			q[i] = sqlString(filepath.ToSlash(r))
+		} else {
+			q[i] = sqlString(filepath.Join(p.dir, filepath.FromSlash(r)))
+		}
 	}
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-func (p *Parquet) tableView(t whsql.Table, l *ledger) string {
-	return p.mergedSelect(t, l, t.Columns(), "")
+// paths are the published files of table, of location loc only when loc
+// is not empty.
+func (l *ledger) paths(table, loc string) []string {
+	var out []string
+	for _, f := range l.Tables[table] {
+		if loc == "" || f.Location == loc {
+			out = append(out, f.Path)
+		}
+	}
+	return out
 }
 
-// mergedSelect is the merge rule of table t over the files l lists: per key
-// the row with the newest version (ties: the later commit, then the later
-// row); _deleted_at, when the row has none, is set by the latest delete of
-// its key (or of its contact_id, for deletes by contact) made in the row's
-// commit or after it. It returns the columns cols. where, when not empty,
-// filters the stored rows before the merge: it must keep or drop every
-// version of a key together.
+// mergedSelect is table t (columns cols) as the files l lists hold it: one
+// row per key. where, when not empty, filters the rows.
 func (p *Parquet) mergedSelect(t whsql.Table, l *ledger, cols []string, where string) string {
-	files := l.Files[t.Name]
+	files := l.paths(t.Name, "")
 	if len(files) == 0 {
 		return emptySelect(t.Schema, cols)
 	}
-	src := fmt.Sprintf("read_parquet(%s, filename = true, file_row_number = true, union_by_name = true)", p.fileList(files))
 	if where != "" {
 		where = "\n    WHERE " + where
 	}
-	if len(t.Key) == 0 {
-		return fmt.Sprintf("SELECT %s FROM %s%s", quoteList(cols), src, where)
-	}
-	dels, cdels := l.Deletes[t.Name], l.ContactDeletes[t.Name]
-	idCol := t.Key[len(t.Key)-1]
-	need := slices.Clone(cols)
-	hasDeleted := slices.Contains(t.Columns(), whsql.ColDeletedAt)
-	for _, c := range append(slices.Clone(t.Key), whsql.ColDeletedAt, "contact_id") {
-		if (c == "contact_id" && len(cdels) == 0) || (c == whsql.ColDeletedAt && !hasDeleted) {
-			continue
-		}
-		if _, ok := t.Schema.FieldsByName(c); !ok { // rejects and field_rejects have no _deleted_at
-			continue
-		}
-		if !slices.Contains(need, c) {
-			need = append(need, c)
-		}
-	}
-	seq := `CAST(regexp_extract(filename, '([0-9]+)\.parquet$', 1) AS BIGINT)`
-	latest := fmt.Sprintf(`SELECT %s, %s AS _seq FROM %s%s
-    QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s DESC, %s DESC, file_row_number DESC) = 1`,
-		quoteList(need), seq, src, where, quoteList(t.Key), quote(t.Version), seq)
-	if len(dels)+len(cdels) == 0 || !hasDeleted {
-		return fmt.Sprintf("SELECT %s FROM (%s)", quoteList(cols), latest)
-	}
-	// Each tombstone list keeps the latest delete per id; a delete applies
-	// to a row stored by its own commit or an earlier one.
-	tomb := func(files []string) string {
-		return fmt.Sprintf(`(SELECT * FROM read_parquet(%s, union_by_name = true)
-    QUALIFY row_number() OVER (PARTITION BY %s, id ORDER BY _seq DESC) = 1)`, p.fileList(files), quote(whsql.ColSource))
-	}
-	var joins []string
-	del := "NULL"
-	if len(dels) > 0 {
-		joins = append(joins, fmt.Sprintf("LEFT JOIN %s d ON d.%s = l.%s AND d.id = l.%s AND d._seq >= l._seq",
-			tomb(dels), quote(whsql.ColSource), quote(whsql.ColSource), quote(idCol)))
-		del = "d." + quote(whsql.ColDeletedAt)
-	}
-	if len(cdels) > 0 {
-		joins = append(joins, fmt.Sprintf("LEFT JOIN %s cd ON cd.%s = l.%s AND cd.id = l.contact_id AND cd._seq >= l._seq",
-			tomb(cdels), quote(whsql.ColSource), quote(whsql.ColSource)))
-		cdel := "cd." + quote(whsql.ColDeletedAt)
-		if len(dels) > 0 {
-			// Of two applicable deletes, the earlier commit's set the value.
-			del = fmt.Sprintf("CASE WHEN d._seq IS NOT NULL AND (cd._seq IS NULL OR d._seq <= cd._seq) THEN %s ELSE %s END", del, cdel)
-		} else {
-			del = cdel
-		}
-	}
-	sel := make([]string, 0, len(cols))
-	for _, c := range cols {
-		if c == whsql.ColDeletedAt {
-			sel = append(sel, fmt.Sprintf("coalesce(l.%[1]s, %[2]s) AS %[1]s", quote(c), del))
-		} else {
-			sel = append(sel, "l."+quote(c))
-		}
-	}
-	return fmt.Sprintf("SELECT %s\nFROM (%s) l\n%s", strings.Join(sel, ", "), latest, strings.Join(joins, "\n"))
+	return fmt.Sprintf("SELECT %s FROM read_parquet(%s, union_by_name = true)%s", quoteList(cols), p.fileList(files), where)
 }
 
 // emptySelect is a query with the columns names of s and no rows.

@@ -5,7 +5,6 @@ import (
 	dsql "database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -93,31 +92,26 @@ func (e *env) run(opt Options, mod func(*Job)) (Result, error) {
 }
 
 // db opens the warehouse as an analyst would: the DuckDB file read-only, or
-// the Parquet tree through its views.
+// the Parquet tree as plain read_parquet globs of the table folders (no
+// merge, no file list: the published files are the tables), the state
+// views from views.sql.
 func (e *env) db() *dsql.DB {
 	e.t.Helper()
 	if e.kind == WarehouseDuckDB {
 		return truth.OpenRO(e.t, e.path)
 	}
-	views, err := os.ReadFile(filepath.Join(e.path, load.ParquetViewsFile))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	db, err := dsql.Open("duckdb", "")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := db.Exec(string(views)); err != nil {
-		e.t.Fatalf("views.sql: %v", err)
-	}
-	return db
+	return parquetDB(e.t, e.path)
 }
 
 func (e *env) compare() map[string]int {
 	e.t.Helper()
 	db := e.db()
 	defer db.Close()
-	return truth.CompareDB(e.t, e.srv, db, "sim", e.srv.Locations())
+	counts := truth.CompareDB(e.t, e.srv, db, "sim", e.srv.Locations())
+	if e.kind == WarehouseParquet {
+		checkParquetFiles(e.t, e.path, db)
+	}
+	return counts
 }
 
 func (e *env) count(q string) int64 {

@@ -1,0 +1,183 @@
+package load
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	whsql "github.com/contacts-etl/contacts-etl/sql"
+)
+
+// globCounts reads dir's contacts as a plain engine would (a glob with
+// hive_partitioning): rows, distinct keys, deleted rows, and the sum of
+// the ids' versions (c<i> at version v<i> → checks latest values).
+func globCounts(t *testing.T, dir string) (rows, keys, deleted int64, names string) {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if m, _ := filepath.Glob(filepath.Join(dir, "contacts", "*", "*.parquet")); len(m) == 0 {
+		return 0, 0, 0, ""
+	}
+	if err := db.QueryRow(fmt.Sprintf(`SELECT count(*), count(DISTINCT contact_id), count(_deleted_at), string_agg(contact_id || '=' || name, ',' ORDER BY contact_id)
+		FROM read_parquet('%s/contacts/**/*.parquet', hive_partitioning = true) WHERE location_id = _location_id`, dir)).Scan(&rows, &keys, &deleted, &names); err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+func contactsCommit(t *testing.T, mem memory.Allocator, i int) (*Commit, func()) {
+	var rs []row
+	for k := range 5 {
+		id := fmt.Sprintf("c%03d", (i*7+k)%150)
+		r := sys(row{"contact_id": id, "name": fmt.Sprintf("n%d", i)}, "src", t0.Add(time.Duration(i)*time.Second))
+		r[whsql.ColLocationID] = fmt.Sprintf("loc%d", (i*7+k)%3)
+		rs = append(rs, r)
+	}
+	rec := build(t, mem, whsql.Contacts, rs...)
+	c := &Commit{RunID: "r1", Records: map[string][]arrow.RecordBatch{"contacts": {rec}}}
+	if i%10 == 9 {
+		c.Deletes = []Delete{{Table: "contacts", Source: "src", IDs: []string{fmt.Sprintf("c%03d", i%150)}, At: t1}}
+	}
+	return c, rec.Release
+}
+
+// 200 small commits: the published tree keeps one file per (location,
+// bucket) and one row per key; a copy of the folder reads the same.
+func TestParquetManySmallCommits(t *testing.T) {
+	ctx, dir := context.Background(), t.TempDir()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	s, _ := NewParquet(dir)
+	if _, err := s.Start(ctx, Run{ID: "r1", Source: "src"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		c, done := contactsCommit(t, mem, i)
+		if err := s.Commit(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		done()
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "contacts", "*", "*.parquet"))
+	if max := 3 * DefaultParquetBuckets; len(files) > max {
+		t.Errorf("%d contacts files after 200 commits, want at most %d", len(files), max)
+	}
+	var total int64
+	for _, f := range files {
+		fi, _ := os.Stat(f)
+		total += fi.Size()
+	}
+	t.Logf("200 commits: %d contacts files, %d bytes", len(files), total)
+	rows, keys, deleted, names := globCounts(t, dir)
+	if rows != 150 || keys != 150 || deleted == 0 {
+		t.Errorf("glob reads %d rows, %d keys, %d deleted; want 150, 150, >0", rows, keys, deleted)
+	}
+	// The manifest names exactly the files on disk, by relative path.
+	l, _ := s.load()
+	if len(l.Tables["contacts"]) != len(files) || filepath.IsAbs(l.Tables["contacts"][0].Path) {
+		t.Errorf("manifest lists %v, disk has %d", l.Tables["contacts"], len(files))
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, parquetStagingDir)); len(ents) != 0 {
+		t.Errorf("staging not empty: %v", ents)
+	}
+	copyDir := filepath.Join(t.TempDir(), "copy")
+	if err := os.CopyFS(copyDir, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(dir)
+	r2, k2, d2, n2 := globCounts(t, copyDir)
+	if r2 != rows || k2 != keys || d2 != deleted || n2 != names {
+		t.Errorf("copy reads %d %d %d, want %d %d %d", r2, k2, d2, rows, keys, deleted)
+	}
+}
+
+// A commit stopped at each step of its publish (as a crash would stop
+// it), then a Start: the tree holds the old version or the new, one row
+// per key, no orphan file.
+func TestParquetCrashAtEachPublishStep(t *testing.T) {
+	for _, step := range []string{"staged", "manifest", "moved"} {
+		t.Run(step, func(t *testing.T) {
+			ctx, dir := context.Background(), t.TempDir()
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			s, _ := NewParquet(dir)
+			if _, err := s.Start(ctx, Run{ID: "r1", Source: "src"}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 8 {
+				c, done := contactsCommit(t, mem, i)
+				if err := s.Commit(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+				done()
+			}
+			_, _, _, before := globCounts(t, dir)
+			s.publishHook = func(st string) error {
+				if st == step {
+					return errors.New("crash at " + st)
+				}
+				return nil
+			}
+			c, done := contactsCommit(t, mem, 8)
+			err := s.Commit(ctx, c)
+			done()
+			if err == nil {
+				t.Fatal("commit went on past the crash")
+			}
+			s2, _ := NewParquet(dir)
+			if _, err := s2.Start(ctx, Run{ID: "r2", Source: "src"}); err != nil {
+				t.Fatal(err)
+			}
+			rows, keys, _, after := globCounts(t, dir)
+			if rows != keys {
+				t.Errorf("%d rows for %d keys", rows, keys)
+			}
+			// Before the manifest: the old version; after it: the new.
+			ref := t.TempDir()
+			r, _ := NewParquet(ref)
+			r.Start(ctx, Run{ID: "r1", Source: "src"})
+			n := 8
+			if step != "staged" {
+				n = 9
+			}
+			for i := range n {
+				c, done := contactsCommit(t, mem, i)
+				if err := r.Commit(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+				done()
+			}
+			_, _, _, want := globCounts(t, ref)
+			if after != want {
+				t.Errorf("after the crash at %s the tree reads\n%s\nwant\n%s\n(before: %s)", step, after, want, before)
+			}
+			l, _ := s2.load()
+			listed := map[string]bool{}
+			for _, f := range l.Tables["contacts"] {
+				listed[filepath.FromSlash(f.Path)] = true
+			}
+			filepath.WalkDir(filepath.Join(dir, "contacts"), func(p string, e os.DirEntry, err error) error {
+				if err == nil && !e.IsDir() {
+					if rel, _ := filepath.Rel(dir, p); !listed[rel] {
+						t.Errorf("orphan %s", rel)
+					}
+				}
+				return nil
+			})
+			if len(listed) == 0 {
+				t.Error("no files listed")
+			}
+		})
+	}
+}

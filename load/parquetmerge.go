@@ -1,0 +1,307 @@
+package load
+
+import (
+	"context"
+	"crypto/md5"
+	"database/sql"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	whsql "github.com/contacts-etl/contacts-etl/sql"
+)
+
+// Copy-on-write merge: every table's rows live in
+// <table>/location_id=<id>/b<bucket>-<seq>.parquet, one file per
+// (location, bucket), each holding the current row of its keys. A commit
+// rewrites only the (location, bucket) files its rows and deletes touch:
+// the old file's rows and the commit's are merged by key in DuckDB, the
+// commit's soft deletes applied, and the result written to the staging
+// area; the manifest then swaps the old file for the new one.
+//
+// Rows are bucketed by the first hex digit of md5(contact_id) modulo the
+// bucket count, so a contact and its children share a bucket and the
+// pipeline's deletes (contacts by key, children by contact) touch one
+// bucket per location. This assumes a key keeps its location and contact.
+const (
+	parquetStagingDir     = "_staging"
+	DefaultParquetBuckets = 4
+)
+
+// part names one file of a table: a location and a bucket.
+type part struct {
+	loc    string
+	bucket int
+}
+
+func bucketOf(v string, n int) int {
+	s := md5.Sum([]byte(v))
+	return int(s[0]>>4) % n
+}
+
+// bucketSQL is bucketOf in DuckDB SQL over column col.
+func bucketSQL(col string, n int) string {
+	return fmt.Sprintf("((strpos('0123456789abcdef', substr(md5(coalesce(CAST(%s AS VARCHAR), '')), 1, 1)) - 1) %% %d)", quote(col), n)
+}
+
+// bucketCol is the column rows of t are bucketed by.
+func bucketCol(t whsql.Table) string {
+	if _, ok := t.Schema.FieldsByName("contact_id"); ok {
+		return "contact_id"
+	}
+	return t.Key[len(t.Key)-1]
+}
+
+// partDir is the Hive-style folder of a location, relative, with slashes.
+func partDir(table, loc string) string {
+	return path.Join(table, "location_id="+escapePart(loc))
+}
+
+// escapePart percent-encodes what cannot stand in a folder name (Hive style).
+func escapePart(s string) string {
+	var b strings.Builder
+	for _, r := range []byte(s) {
+		if r < 0x20 || r == 0x7f || strings.IndexByte(`"#%'*/:=?\{}[]^`, r) >= 0 {
+			fmt.Fprintf(&b, "%%%02X", r)
+		} else {
+			b.WriteByte(r)
+		}
+	}
+	return b.String()
+}
+
+var parquetDeleteSchema = arrow.NewSchema([]arrow.Field{
+	{Name: whsql.ColSource, Type: arrow.BinaryTypes.String},
+	{Name: "id", Type: arrow.BinaryTypes.String},
+	{Name: whsql.ColDeletedAt, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
+	{Name: "by_contact", Type: arrow.FixedWidthTypes.Boolean},
+	{Name: "ord", Type: arrow.PrimitiveTypes.Int64},
+}, nil)
+
+// stringCol returns the values of column name of rec ("" for NULL).
+func stringCol(rec arrowRecord, name string) []string {
+	idx := rec.Schema().FieldIndices(name)
+	out := make([]string, rec.NumRows())
+	if len(idx) == 0 {
+		return out
+	}
+	if a, ok := rec.Column(idx[0]).(*array.String); ok {
+		for i := range out {
+			if a.IsValid(i) {
+				out[i] = a.Value(i)
+			}
+		}
+	}
+	return out
+}
+
+// mergeTable merges recs and dels of table t into next: it writes the new
+// files of the parts they touch under stage and swaps them into next's
+// file list (next.Pending records what to move and remove).
+func (p *Parquet) mergeTable(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord, dels []Delete,
+	next *ledger, stage string) (TableStats, error) {
+	st := TableStats{Staged: rowCount(recs)}
+	touched := map[part]bool{}
+	nb := p.buckets
+	bcol := bucketCol(t)
+	in := ""
+	if st.Staged > 0 {
+		in = filepath.Join(stage, "in", t.Name+".parquet")
+		if err := writeStaged(in, t.Schema, recs, p.cfg); err != nil {
+			return st, err
+		}
+		for _, r := range recs {
+			locs, keys := stringCol(r, whsql.ColLocationID), stringCol(r, bcol)
+			for i := range locs {
+				touched[part{locs[i], bucketOf(keys[i], nb)}] = true
+			}
+		}
+	}
+	delFile := ""
+	if _, ok := t.Schema.FieldsByName(whsql.ColDeletedAt); ok && len(dels) > 0 {
+		// The files that hold a key to delete: those of the ids' buckets
+		// when the delete matches the bucket column, else all of them.
+		buckets, all := map[int]bool{}, false
+		b := array.NewRecordBuilder(p.cfg.mem, parquetDeleteSchema)
+		var ord int64
+		idCol := t.Key[len(t.Key)-1]
+		for _, d := range dels {
+			match := idCol
+			if d.ByContact {
+				match = "contact_id"
+			}
+			for _, id := range d.IDs {
+				if match == bcol {
+					buckets[bucketOf(id, nb)] = true
+				} else {
+					all = true
+				}
+				b.Field(0).(*array.StringBuilder).Append(d.Source)
+				b.Field(1).(*array.StringBuilder).Append(id)
+				b.Field(2).(*array.TimestampBuilder).AppendTime(d.At.UTC())
+				b.Field(3).(*array.BooleanBuilder).Append(d.ByContact)
+				b.Field(4).(*array.Int64Builder).Append(ord)
+				ord++
+			}
+		}
+		rec := b.NewRecordBatch()
+		b.Release()
+		delFile = filepath.Join(stage, "in", t.Name+".deletes.parquet")
+		err := writeStaged(delFile, parquetDeleteSchema, []arrowRecord{rec})
+		rec.Release()
+		if err != nil {
+			return st, err
+		}
+		var cands []string
+		for _, f := range next.Tables[t.Name] {
+			if all || buckets[f.Bucket] {
+				cands = append(cands, f.Path)
+			}
+		}
+		if len(cands) > 0 {
+			rows, err := c.QueryContext(ctx, fmt.Sprintf(`SELECT DISTINCT m.filename FROM read_parquet(%s, filename = true, union_by_name = true) m
+				SEMI JOIN read_parquet(%s) d ON d.%s = m.%s AND ((NOT d.by_contact AND d.id = m.%s) OR (d.by_contact AND d.id = m.contact_id))
+				WHERE m.%s IS NULL`, p.fileList(cands), sqlString(delFile), quote(whsql.ColSource), quote(whsql.ColSource),
+				quote(idCol), quote(whsql.ColDeletedAt)))
+			if err != nil {
+				return st, fmt.Errorf("find deleted keys: %w", err)
+			}
+			hit := map[string]bool{}
+			for rows.Next() {
+				var fn string
+				if err := rows.Scan(&fn); err != nil {
+					rows.Close()
+					return st, err
+				}
+				hit[filepath.Clean(fn)] = true
+			}
+			if err := rows.Err(); err != nil {
+				rows.Close()
+				return st, err
+			}
+			rows.Close()
+			for _, f := range next.Tables[t.Name] {
+				if hit[filepath.Join(p.dir, filepath.FromSlash(f.Path))] {
+					touched[part{f.Location, f.Bucket}] = true
+				}
+			}
+		}
+	}
+	parts := make([]part, 0, len(touched))
+	for pt := range touched {
+		parts = append(parts, pt)
+	}
+	slices.SortFunc(parts, func(a, b part) int { return cmpAll(strings.Compare(a.loc, b.loc), a.bucket-b.bucket) })
+	for _, pt := range parts {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		ps, err := p.mergePart(ctx, c, t, pt, in, delFile, next, stage)
+		if err != nil {
+			return st, fmt.Errorf("location %s bucket %d: %w", pt.loc, pt.bucket, err)
+		}
+		st.Written += ps.Written
+		st.Replaced += ps.Replaced
+		st.Deleted += ps.Deleted
+	}
+	return st, nil
+}
+
+// mergePart writes the new file of one part and swaps it into next.
+func (p *Parquet) mergePart(ctx context.Context, c *sql.Conn, t whsql.Table, pt part, in, delFile string,
+	next *ledger, stage string) (TableStats, error) {
+	var st TableStats
+	cols := quoteList(t.Columns())
+	var old []string
+	var oldRows int64
+	var keep []parquetFile
+	for _, f := range next.Tables[t.Name] {
+		if f.Location == pt.loc && f.Bucket == pt.bucket {
+			old = append(old, f.Path)
+			oldRows += f.Rows
+		} else {
+			keep = append(keep, f)
+		}
+	}
+	var srcs []string
+	if len(old) > 0 {
+		srcs = append(srcs, fmt.Sprintf(`SELECT %s, 0 AS _o, file_row_number AS _r FROM read_parquet(%s, file_row_number = true, union_by_name = true)`,
+			cols, p.fileList(old)))
+	}
+	if in != "" {
+		srcs = append(srcs, fmt.Sprintf(`SELECT %s, 1 AS _o, file_row_number AS _r FROM read_parquet(%s, file_row_number = true)
+			WHERE %s = %s AND %s = %d`, cols, sqlString(in), quote(whsql.ColLocationID), sqlString(pt.loc), bucketSQL(bucketCol(t), p.buckets), pt.bucket))
+	}
+	merged := fmt.Sprintf(`SELECT * EXCLUDE (_r) FROM (%s)
+		QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s DESC, _o DESC, _r DESC) = 1`,
+		strings.Join(srcs, "\nUNION ALL BY NAME\n"), quoteList(t.Key), quote(t.Version))
+	if delFile != "" {
+		// The first delete of the commit that matches a row sets its
+		// _deleted_at, unless it has one (as DuckDB's UPDATE … IS NULL).
+		idCol := t.Key[len(t.Key)-1]
+		dsel := func(byContact bool) string {
+			return fmt.Sprintf(`(SELECT %[1]s, id, arg_min(%[2]s, ord) AS at, min(ord) AS ord FROM read_parquet(%[3]s)
+				WHERE by_contact = %[4]t GROUP BY %[1]s, id)`, quote(whsql.ColSource), quote(whsql.ColDeletedAt), sqlString(delFile), byContact)
+		}
+		merged = fmt.Sprintf(`SELECT m.* REPLACE (coalesce(m.%[1]s, CASE WHEN dk.ord IS NOT NULL AND (dc.ord IS NULL OR dk.ord <= dc.ord) THEN dk.at ELSE dc.at END) AS %[1]s),
+				m.%[1]s IS NULL AND (dk.ord IS NOT NULL OR dc.ord IS NOT NULL) AS _newdel
+			FROM (%[2]s) m
+			LEFT JOIN %[3]s dk ON dk.%[5]s = m.%[5]s AND dk.id = m.%[6]s
+			LEFT JOIN %[4]s dc ON dc.%[5]s = m.%[5]s AND dc.id = m.contact_id`,
+			quote(whsql.ColDeletedAt), merged, dsel(false), dsel(true), quote(whsql.ColSource), quote(idCol))
+	} else {
+		merged = fmt.Sprintf("SELECT *, false AS _newdel FROM (%s)", merged)
+	}
+	if _, err := c.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE merged AS "+merged); err != nil {
+		return st, fmt.Errorf("merge: %w", err)
+	}
+	var keptOld, total int64
+	if err := c.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE _o = 1), count(*) FILTER (WHERE _o = 0),
+		count(*) FILTER (WHERE _newdel), count(*) FROM merged`).Scan(&st.Written, &keptOld, &st.Deleted, &total); err != nil {
+		return st, err
+	}
+	st.Replaced = oldRows - keptOld
+	rel := path.Join(partDir(t.Name, pt.loc), fmt.Sprintf("b%d-%012d.parquet", pt.bucket, next.Seq))
+	dst := filepath.Join(stage, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return st, err
+	}
+	if _, err := c.ExecContext(ctx, fmt.Sprintf(`COPY (SELECT %s FROM merged ORDER BY %s) TO %s
+		(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)`, cols, quoteList(t.Key), sqlString(dst), p.cfg.rowGroupRows)); err != nil {
+		return st, fmt.Errorf("write %s: %w", rel, err)
+	}
+	if err := syncFile(dst); err != nil {
+		return st, err
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		return st, err
+	}
+	next.Tables[t.Name] = append(keep, parquetFile{Path: rel, Location: pt.loc, Bucket: pt.bucket, Rows: total,
+		Bytes: fi.Size(), Seq: next.Seq})
+	next.Pending.Add = append(next.Pending.Add, rel)
+	next.Pending.Remove = append(next.Pending.Remove, old...)
+	return st, nil
+}
+
+// writeStaged writes recs to name (an unpublished file of the staging area).
+func writeStaged(name string, schema *arrow.Schema, recs []arrowRecord, cfgs ...config) error {
+	cfg := newConfig(nil)
+	if len(cfgs) > 0 {
+		cfg = cfgs[0]
+	}
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	return writeParquet(f, schema, recs, cfg)
+}
