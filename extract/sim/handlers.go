@@ -66,6 +66,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /contacts/{id}/appointments", s.api("appointments", s.child(api.ResourceAppointments)))
 	m.HandleFunc("GET /contacts/{id}/notes/{noteId}", s.api("note", s.getNote))
 	m.HandleFunc("GET /locations/{locationId}", s.apiScope("location", api.ScopeLocationsRO, s.getLocation))
+	s.writeRoutes(m) // writes.go
 	m.HandleFunc("POST /oauth/token", s.oauth("token", s.token))
 	m.HandleFunc("GET /oauth/authorize", s.oauth("authorize", s.authorize))
 	m.HandleFunc("POST /oauth/revoke", s.oauth("revoke", s.revoke))
