@@ -119,7 +119,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for _, c := range cfg.Clients {
 		clients[c.Location()] = c
 	}
-	var todo []*item
+	var todo, unread []*item
 	seen := map[string]bool{}
 	for i, a := range rd.args {
 		key := Key(cfg.Action, a)
@@ -143,6 +143,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		r := rd.prior[key]
 		if r != nil && (r.Status == whsql.ActionConfirmed || r.Status == whsql.ActionFailed) {
 			res.Skipped++
+			if r.Status == whsql.ActionConfirmed && r.ConfirmedAt.After(rd.read[r.ContactID]) {
+				unread = append(unread, &item{row: r, c: c}) // confirmed by a push that stopped before its read-back
+			}
 			continue
 		}
 		if r == nil {
@@ -158,7 +161,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.DryRun {
 		return dryRun(ctx, cfg, sp, todo, res)
 	}
-	return execute(ctx, cfg, sp, todo, res)
+	return execute(ctx, cfg, sp, todo, unread, res)
 }
 
 // checkScopes fails when a location that has work lacks the scope.
@@ -271,7 +274,7 @@ func (p *pusher) commit(ctx context.Context, rows []*row, status string) error {
 	return nil
 }
 
-func execute(ctx context.Context, cfg Config, sp spec, todo []*item, res Result) (Result, error) {
+func execute(ctx context.Context, cfg Config, sp spec, todo, unread []*item, res Result) (Result, error) {
 	sink, err := pipeline.OpenSink(cfg.Kind, cfg.Path)
 	if err != nil {
 		return res, err
@@ -291,6 +294,12 @@ func execute(ctx context.Context, cfg Config, sp spec, todo []*item, res Result)
 	}
 	runErr := p.commit(ctx, fresh, whsql.ActionPlanned)
 	targets := map[string]map[string]bool{} // location → contacts
+	for _, it := range unread {
+		if targets[it.c.Location()] == nil {
+			targets[it.c.Location()] = map[string]bool{}
+		}
+		targets[it.c.Location()][it.row.ContactID] = true
+	}
 	for i := 0; runErr == nil && i < len(todo); i += cfg.Batch {
 		batch := todo[i:min(i+cfg.Batch, len(todo))]
 		runErr = p.batch(ctx, batch)
@@ -558,7 +567,8 @@ func readBack(ctx context.Context, cfg Config, targets map[string]map[string]boo
 // read is what a push reads of the warehouse before any request.
 type read struct {
 	args  []Args
-	locs  map[string]string // contact id → location
+	locs  map[string]string    // contact id → location
+	read  map[string]time.Time // contact id → when last read (_extracted_at)
 	prior map[string]*row   // recorded actions by key
 }
 
@@ -595,7 +605,7 @@ func readWarehouse(ctx context.Context, cfg Config) (*read, error) {
 		return nil, err
 	}
 	defer db.Close()
-	rd := &read{locs: map[string]string{}, prior: map[string]*row{}}
+	rd := &read{locs: map[string]string{}, read: map[string]time.Time{}, prior: map[string]*row{}}
 	rows, err := db.QueryContext(ctx, cfg.Query)
 	if err != nil {
 		return nil, fmt.Errorf("query: %w", err)
@@ -632,17 +642,18 @@ func readWarehouse(ctx context.Context, cfg Config) (*read, error) {
 		return nil, fmt.Errorf("query: %w", err)
 	}
 	rows.Close()
-	lr, err := db.QueryContext(ctx, `SELECT contact_id, _location_id FROM contacts WHERE _source = ?`, cfg.Source)
+	lr, err := db.QueryContext(ctx, `SELECT contact_id, _location_id, _extracted_at FROM contacts WHERE _source = ?`, cfg.Source)
 	if err != nil {
 		return nil, fmt.Errorf("read contacts: %w", err)
 	}
 	for lr.Next() {
 		var id, loc string
-		if err := lr.Scan(&id, &loc); err != nil {
+		var at time.Time
+		if err := lr.Scan(&id, &loc, &at); err != nil {
 			lr.Close()
 			return nil, fmt.Errorf("read contacts: %w", err)
 		}
-		rd.locs[id] = loc
+		rd.locs[id], rd.read[id] = loc, at
 	}
 	lr.Close()
 	var has int
@@ -654,19 +665,19 @@ func readWarehouse(ctx context.Context, cfg Config) (*read, error) {
 	}
 	ar, err := db.QueryContext(ctx, `SELECT action_key, action, coalesce(contact_id, ''), coalesce(target_id, ''), coalesce(args, ''),
 		status, coalesce(message, ''), coalesce(trace_id, ''), coalesce(http_status, 0), attempts, coalesce(baseline, -1),
-		planned_at, _location_id FROM actions WHERE _source = ?`, cfg.Source)
+		planned_at, confirmed_at, _location_id FROM actions WHERE _source = ?`, cfg.Source)
 	if err != nil {
 		return nil, fmt.Errorf("read actions: %w", err)
 	}
 	defer ar.Close()
 	for ar.Next() {
 		r := &row{}
-		var planned dsql.NullTime
+		var planned, confirmed dsql.NullTime
 		if err := ar.Scan(&r.Key, &r.Action, &r.ContactID, &r.TargetID, &r.Args, &r.Status, &r.Message, &r.TraceID,
-			&r.HTTPStatus, &r.Attempts, &r.Baseline, &planned, &r.Location); err != nil {
+			&r.HTTPStatus, &r.Attempts, &r.Baseline, &planned, &confirmed, &r.Location); err != nil {
 			return nil, fmt.Errorf("read actions: %w", err)
 		}
-		r.PlannedAt = planned.Time
+		r.PlannedAt, r.ConfirmedAt = planned.Time, confirmed.Time
 		rd.prior[r.Key] = r
 	}
 	return rd, ar.Err()
