@@ -57,7 +57,9 @@ var contactFields = map[string]string{
 	"assigned_to": "assignedTo",
 }
 
-func contactPath(a Args, tail string) string { return "/contacts/" + url.PathEscape(a["contact_id"]) + tail }
+func contactPath(a Args, tail string) string {
+	return "/contacts/" + url.PathEscape(a["contact_id"]) + tail
+}
 
 func taskCompleted(done bool) func(Args) (extract.WriteRequest, error) {
 	return func(a Args) (extract.WriteRequest, error) {

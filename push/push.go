@@ -569,7 +569,7 @@ type read struct {
 	args  []Args
 	locs  map[string]string    // contact id → location
 	read  map[string]time.Time // contact id → when last read (_extracted_at)
-	prior map[string]*row   // recorded actions by key
+	prior map[string]*row      // recorded actions by key
 }
 
 // openRO opens the warehouse for reading: the DuckDB file read-only, or

@@ -14,12 +14,12 @@ import (
 // row is one actions row (see whsql.Actions).
 type row struct {
 	Key, Action, ContactID, TargetID, Args string
-	Status, Message, TraceID             string
-	HTTPStatus                           int64 // 0: none
-	Attempts                             int64
-	Baseline                             int64 // -1: unknown
-	PlannedAt, SentAt, ConfirmedAt       time.Time
-	Location                             string
+	Status, Message, TraceID               string
+	HTTPStatus                             int64 // 0: none
+	Attempts                               int64
+	Baseline                               int64 // -1: unknown
+	PlannedAt, SentAt, ConfirmedAt         time.Time
+	Location                               string
 }
 
 // clock hands out strictly increasing row versions, so a later commit of
