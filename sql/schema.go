@@ -243,8 +243,8 @@ const RejectRawMax = 64 << 10
 var Data = []Table{Contacts, Tasks, Notes, Appointments}
 
 // Tables lists every table a sink writes, in load order: Data, then
-// Rejects and FieldRejects. All of them are keyed and merged newest-wins.
-var Tables = []Table{Contacts, Tasks, Notes, Appointments, Rejects, FieldRejects}
+// Rejects, FieldRejects and Actions (actions.go). All of them are keyed and merged newest-wins.
+var Tables = []Table{Contacts, Tasks, Notes, Appointments, Rejects, FieldRejects, Actions}
 
 // ByName finds a table of Tables.
 func ByName(name string) (Table, bool) {

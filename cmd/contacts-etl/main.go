@@ -44,6 +44,7 @@ type command struct {
 
 var commands = map[string]command{
 	"run":      {"export contacts and their children into the warehouse", cmdRun},
+	"push":     {"apply an action to each row of a SQL query, exactly once (--dry-run to see it)", cmdPush},
 	"demo":     {"start the built-in simulator and export from it into ./warehouse.duckdb", cmdDemo},
 	"simulate": {"serve the Contacts API simulator on a loopback address", cmdSimulate},
 	"plan":     {"dry run: per location the windows, estimated requests and time, and whether today's quota covers them", cmdPlan},

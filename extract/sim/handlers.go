@@ -70,6 +70,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /locations/{locationId}/tasks/search", s.apiScope("tasks_search", api.ScopeTasksRO, s.tasksSearch))
 	m.HandleFunc("GET /calendars/{$}", s.apiScope("calendars", api.ScopeCalendarsRO, s.calendars))
 	m.HandleFunc("GET /calendars/events", s.apiScope("events", api.ScopeEventsRO, s.events))
+	s.writeRoutes(m) // writes.go
 	m.HandleFunc("POST /oauth/token", s.oauth("token", s.token))
 	m.HandleFunc("GET /oauth/authorize", s.oauth("authorize", s.authorize))
 	m.HandleFunc("POST /oauth/revoke", s.oauth("revoke", s.revoke))

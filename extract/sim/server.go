@@ -73,6 +73,7 @@ type Server struct {
 	faults faulter
 	stats  statsBox
 	trace  atomic.Uint64
+	writes writeState // writes.go
 
 	srvMu sync.Mutex
 	srv   *http.Server
