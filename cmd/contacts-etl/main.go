@@ -52,6 +52,7 @@ var commands = map[string]command{
 	"status":   {"show the watermark, windows, gaps, rejects and sweep progress per location", cmdStatus},
 	"auth":     {"log in with OAuth (auth login) or recover lost tokens (auth reconnect), and store them", cmdAuth},
 	"check":    {"test the connection: tokens, scopes, location access, rate-limit headroom", cmdCheck},
+	"serve":    {"receive signed webhooks into an inbox and apply them as targeted runs", cmdServe},
 }
 
 func main() {
