@@ -51,6 +51,7 @@ var commands = map[string]command{
 	"status":   {"show the watermark, windows, gaps, rejects and sweep progress per location", cmdStatus},
 	"auth":     {"log in with OAuth (auth login) or recover lost tokens (auth reconnect), and store them", cmdAuth},
 	"check":    {"test the connection: tokens, scopes, location access, rate-limit headroom", cmdCheck},
+	"query":    {"run a SELECT over the warehouse, read-only (table, csv, json or parquet)", cmdQuery},
 }
 
 func main() {
