@@ -33,7 +33,7 @@ type truthView struct {
 
 type c360Row struct {
 	Email, Phone, LastNote, NextAppt string
-	Tags, Open, Overdue               int
+	Tags, Open, Overdue              int
 }
 
 func parseSimTime(t *testing.T, s string) (time.Time, bool) {
