@@ -53,6 +53,7 @@ var commands = map[string]command{
 	"auth":     {"log in with OAuth (auth login) or recover lost tokens (auth reconnect), and store them", cmdAuth},
 	"check":    {"test the connection: tokens, scopes, location access, rate-limit headroom", cmdCheck},
 	"serve":    {"receive signed webhooks into an inbox and apply them as targeted runs", cmdServe},
+	"query":    {"run a SELECT over the warehouse, read-only (table, csv, json or parquet)", cmdQuery},
 }
 
 func main() {

@@ -76,11 +76,12 @@ func parseValidConfig(name string, args []string, stderr io.Writer, extra func(*
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseValidConfig("run", args, stderr, nil)
+	var rf reportFlags
+	cfg, err := parseValidConfig("run", args, stderr, rf.register)
 	if err != nil {
 		return err
 	}
-	return exportCommand(ctx, cfg, "run", stdout, stderr)
+	return exportReported(ctx, cfg, "run", rf, stdout, stderr)
 }
 
 // exportCommand authenticates, exports and prints the summary: the body of
