@@ -170,7 +170,14 @@ func openWarehouse(ctx context.Context, cfg Config) (*dsql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := db.ExecContext(ctx, string(views)); err != nil {
+	db.SetMaxOpenConns(1) // file_search_path is a setting of the connection
+	abs, err := filepath.Abs(cfg.Warehouse.Path)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	// views.sql names the files relative to the warehouse folder.
+	if _, err := db.ExecContext(ctx, "SET file_search_path = "+sqlQuote(abs)+";\n"+string(views)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("parquet views: %w", err)
 	}

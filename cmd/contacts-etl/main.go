@@ -12,9 +12,6 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
-
-	"github.com/contacts-etl/contacts-etl/extract"
-	"github.com/contacts-etl/contacts-etl/pipeline"
 )
 
 // Exit codes.
@@ -82,18 +79,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "contacts-etl %s: %v\n", args[0], err)
-	var ue usageError
-	switch {
-	case errors.As(err, &ue):
-		return exitUsage
-	case errors.Is(err, pipeline.ErrPartial), errors.Is(err, extract.ErrQuotaReserve):
-		return exitPartial
-	case errors.Is(err, pipeline.ErrLocked):
-		return exitLocked
-	case errors.Is(err, errRejects):
-		return exitRejects
-	}
-	return exitFailed
+	return exitCode(err)
 }
 
 func usage(w io.Writer) {

@@ -122,6 +122,7 @@ func runOutcome(err error) string {
 }
 
 // exitCode is the exit code dispatch gives err.
+// exitCode is the documented exit code of a command's error.
 func exitCode(err error) int {
 	var ue usageError
 	switch {

@@ -8,15 +8,18 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
 
+	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/auth"
 	"github.com/contacts-etl/contacts-etl/load"
 	"github.com/contacts-etl/contacts-etl/pipeline"
+	"github.com/contacts-etl/contacts-etl/webhook"
 )
 
 // parseRunFlags reads --config first (so flags override the file), then
@@ -174,6 +177,7 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 		}
 		j.Locations = append(j.Locations, l)
 	}
+	drainInbox(ctx, cfg, command, clients, zone, log)
 	log.Info("run started", "run_id", j.Run.ID, "locations", len(cfg.Locations), "warehouse", cfg.Warehouse.Path)
 	res, err := pipeline.Run(ctx, j)
 	log.Info("run finished", "run_id", j.Run.ID, "requests", res.Requests, "duration", res.Duration.Round(time.Millisecond), "ok", err == nil)
@@ -228,3 +232,30 @@ func printSummary(w io.Writer, cfg Config, res pipeline.Result) {
 }
 
 func newTransport(conns int) *http.Transport { return pipeline.NewTransport(conns) }
+
+// drainInbox applies the webhook events a `serve` left unapplied in the
+// warehouse's inbox before the run (which holds the run lock). The run is
+// the safety net either way, so a failure here is logged, not fatal.
+func drainInbox(ctx context.Context, cfg Config, command string, clients []*extract.Client, zone *time.Location, log *slog.Logger) {
+	if command == "backfill" {
+		return
+	}
+	if st, err := os.Stat(webhook.InboxDir(cfg.Warehouse.Path)); err != nil || !st.IsDir() {
+		return // no serve ever ran here
+	}
+	zones := map[string]*time.Location{}
+	for loc, z := range cfg.TimeZones {
+		zones[loc], _ = time.LoadLocation(z) // validated
+	}
+	apply := &webhook.PipelineApply{Kind: cfg.Warehouse.Type, Path: cfg.Warehouse.Path, Settings: cfg.settings("webhook", zone),
+		Clients: clients, Zones: zones, Locked: true, Log: log}
+	last, err := webhook.Drain(ctx, cfg.Warehouse.Path, cfg.Locations, apply.Apply, log)
+	switch {
+	case errors.Is(err, webhook.ErrBusy):
+		log.Info("webhook inbox held by a running serve: it applies its own events")
+	case err != nil:
+		log.Warn("webhook inbox not drained; this run reads the changes anyway", "err", err)
+	default:
+		log.Info("webhook inbox drained", "events", last.Events, "contacts", last.Contacts)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/contacts-etl/contacts-etl/load"
 	"github.com/contacts-etl/contacts-etl/pipeline"
+	"github.com/contacts-etl/contacts-etl/webhook"
 )
 
 func later(a, b time.Time) time.Time {
@@ -33,6 +34,19 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	printStatus(stdout, cfg, st)
+	if in, err := webhook.Status(cfg.Warehouse.Path); err != nil {
+		fmt.Fprintf(stdout, "\nwebhook inbox: unreadable: %v\n", err)
+	} else if in.Depth > 0 || in.Last != nil {
+		fmt.Fprintf(stdout, "\nwebhook inbox  %d events unapplied", in.Depth)
+		if !in.OldestReceived.IsZero() {
+			fmt.Fprintf(stdout, ", oldest received %s", in.OldestReceived.UTC().Format(time.RFC3339))
+		}
+		if l := in.Last; l != nil {
+			fmt.Fprintf(stdout, "; last apply %s: %d events, %d contacts, %d without a contact (left to the run)",
+				l.At.UTC().Format(time.RFC3339), l.Events, l.Contacts, l.Unresolved)
+		}
+		fmt.Fprintln(stdout)
+	}
 	return nil
 }
 
