@@ -22,12 +22,14 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var resources []string
 	var window time.Duration
 	var redo bool
+	var rf reportFlags
 	cfg, err := parseRunFlags("backfill", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&from, "from", "", "start of the range, inclusive (RFC 3339 or YYYY-MM-DD)")
 		fs.StringVar(&to, "to", "", "end of the range, exclusive (RFC 3339 or YYYY-MM-DD)")
 		fs.Var(listFlag{&resources}, "resources", "resources to read: contacts,tasks,notes,appointments (default all)")
 		fs.DurationVar(&window, "window", pipeline.DefaultBackfillWindow, "window size: the unit of the ledger and of resumption")
 		fs.BoolVar(&redo, "redo", false, "re-read windows the ledger already has done")
+		rf.register(fs)
 	})
 	if err != nil {
 		return err
@@ -56,7 +58,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := cfg.validate(); err != nil {
 		return usageError{err}
 	}
-	return exportCommand(ctx, cfg, "backfill", stdout, stderr)
+	return exportReported(ctx, cfg, "backfill", rf, stdout, stderr)
 }
 
 func parseWhen(s string) (time.Time, error) {

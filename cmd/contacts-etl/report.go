@@ -65,8 +65,9 @@ func newReportLogger(w io.Writer, level, format string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// exportReported is exportCommand with the report flags: the log format,
-// a one-line summary in the log, and the metrics file.
+// exportReported authenticates, exports and prints the summary (the body
+// of run and backfill), and reports the run: the log format, a one-line
+// summary in the log, and the metrics file.
 func exportReported(ctx context.Context, cfg Config, command string, rf reportFlags, stdout, stderr io.Writer) error {
 	if err := rf.validate(); err != nil {
 		return err

@@ -87,21 +87,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return exportReported(ctx, cfg, "run", rf, stdout, stderr)
 }
 
-// exportCommand authenticates, exports and prints the summary: the body of
-// run and backfill.
-func exportCommand(ctx context.Context, cfg Config, command string, stdout, stderr io.Writer) error {
-	log := newLogger(stderr, cfg.LogLevel)
-	sources, err := tokenSources(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	res, err := export(ctx, cfg, command, sources, log)
-	printSummary(stdout, cfg, res)
-	if err == nil && res.Rows["rejects"] > 0 {
-		return errRejects
-	}
-	return err
-}
 
 // tokenSources returns a token source per configured location.
 func tokenSources(ctx context.Context, cfg Config) (map[string]oauth2.TokenSource, error) {
