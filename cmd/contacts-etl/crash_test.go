@@ -63,7 +63,7 @@ func TestCrashKillsLoseNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.duckdb")
 	args := []string{"run", "--source", "sim", "--base-url", base, "--locations", "loc-0001", "--warehouse", path,
 		"--page-limit", "100", "--commit-rows", "300", "--batch-rows", "200", "--rate-max", "1000000", "--rate-interval", "1s",
-		"--sweep-runs", "3", "--lookback", "1m", "--reconcile-every", "0", "--log-level", "debug"}
+		"--sweep-runs", "3", "--lookback", "1m", "--reconcile-every", "0", "--log-level", "debug", "--log-format", "text"}
 	// run starts the binary; its stderr lines arrive on lines (closed when
 	// the process has exited) and are kept in the buffer.
 	run := func(delay string) (*exec.Cmd, *syncBuf, <-chan string) {
