@@ -87,7 +87,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return exportReported(ctx, cfg, "run", rf, stdout, stderr)
 }
 
-
 // tokenSources returns a token source per configured location.
 func tokenSources(ctx context.Context, cfg Config) (map[string]oauth2.TokenSource, error) {
 	out := map[string]oauth2.TokenSource{}
