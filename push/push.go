@@ -39,6 +39,12 @@ const (
 // ErrScope is returned when a location's token lacks the action's scope.
 var ErrScope = errors.New("missing scope")
 
+// ErrInvalid wraps what is refused before any request because the push
+// itself is wrong: an unknown action, a column that is not an argument (or
+// outside update-contact's whitelist), a missing argument, a bad value, a
+// query that fails.
+var ErrInvalid = errors.New("invalid push")
+
 // Config is one push. Clients are the locations' API clients (built with
 // pipeline.Clients: the same governor and daily reserve as a run).
 type Config struct {
@@ -104,7 +110,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	sp, ok := specs[cfg.Action]
 	if !ok {
-		return res, fmt.Errorf("unknown action %q (known: %s)", cfg.Action, strings.Join(Actions(), ", "))
+		return res, fmt.Errorf("%w: unknown action %q (known: %s)", ErrInvalid, cfg.Action, strings.Join(Actions(), ", "))
 	}
 	unlock, err := pipeline.Lock(ctx, cfg.Kind, cfg.Path, false, cfg.Log)
 	if err != nil {
@@ -138,7 +144,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		req, err := sp.request(a, loc)
 		if err != nil {
-			return res, fmt.Errorf("row %d: %s: %w", i+1, cfg.Action, err)
+			return res, fmt.Errorf("%w: row %d: %s: %w", ErrInvalid, i+1, cfg.Action, err)
 		}
 		r := rd.prior[key]
 		if r != nil && (r.Status == whsql.ActionConfirmed || r.Status == whsql.ActionFailed) {
@@ -662,7 +668,7 @@ func readWarehouse(ctx context.Context, cfg Config) (*read, error) {
 	rd := &read{locs: map[string]string{}, read: map[string]time.Time{}, prior: map[string]*row{}}
 	rows, err := db.QueryContext(ctx, cfg.Query)
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
+		return nil, fmt.Errorf("%w: query: %w", ErrInvalid, err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
@@ -670,7 +676,7 @@ func readWarehouse(ctx context.Context, cfg Config) (*read, error) {
 		return nil, fmt.Errorf("query: %w", err)
 	}
 	if err := checkColumns(cfg.Action, cols); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
@@ -688,7 +694,7 @@ func readWarehouse(ctx context.Context, cfg Config) (*read, error) {
 			}
 		}
 		if a["contact_id"] == "" {
-			return nil, fmt.Errorf("query row %d: contact_id is NULL or empty", len(rd.args)+1)
+			return nil, fmt.Errorf("%w: query row %d: contact_id is NULL or empty", ErrInvalid, len(rd.args)+1)
 		}
 		rd.args = append(rd.args, a)
 	}
