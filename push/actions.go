@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/api"
@@ -31,6 +32,10 @@ const (
 	RemoveTags    = "remove-tags"
 	UpdateContact = "update-contact"
 	CreateTask    = "create-task"
+	UpdateTask    = "update-task"
+	// ScheduleAppointment books an appointment (POST
+	// /calendars/events/appointments, scope calendars/events.write).
+	ScheduleAppointment = "schedule-appointment"
 )
 
 // Args are one action's arguments: the query's columns by name, as text
@@ -43,9 +48,12 @@ type spec struct {
 	scope              string
 	// create: the request makes a record; a failed answer is checked by
 	// counting the contact's records that match (createMatch).
-	create   string // child resource created ("" for an update)
-	request  func(a Args) (extract.WriteRequest, error)
-	matchArg string // the argument a created record's body must equal
+	create string // child resource created ("" for an update)
+	// request builds the write of one row; loc is the contact's location.
+	request func(a Args, loc string) (extract.WriteRequest, error)
+	// match maps the arguments a created record must equal to its JSON
+	// fields (times are compared as instants when both parse).
+	match map[string]string
 }
 
 // contactFields maps update-contact's columns (warehouse names) to the
@@ -61,16 +69,16 @@ func contactPath(a Args, tail string) string {
 	return "/contacts/" + url.PathEscape(a["contact_id"]) + tail
 }
 
-func taskCompleted(done bool) func(Args) (extract.WriteRequest, error) {
-	return func(a Args) (extract.WriteRequest, error) {
+func taskCompleted(done bool) func(Args, string) (extract.WriteRequest, error) {
+	return func(a Args, _ string) (extract.WriteRequest, error) {
 		return extract.WriteRequest{Method: http.MethodPut,
 			Path: contactPath(a, "/tasks/"+url.PathEscape(a["task_id"])+"/completed"),
 			Body: api.TaskCompletedRequest{Completed: done}}, nil
 	}
 }
 
-func tagsReq(method string) func(Args) (extract.WriteRequest, error) {
-	return func(a Args) (extract.WriteRequest, error) {
+func tagsReq(method string) func(Args, string) (extract.WriteRequest, error) {
+	return func(a Args, _ string) (extract.WriteRequest, error) {
 		tags := splitList(a["tags"])
 		if len(tags) == 0 {
 			return extract.WriteRequest{}, fmt.Errorf("tags is empty")
@@ -83,8 +91,8 @@ var specs = map[string]spec{
 	CompleteTask: {required: []string{"contact_id", "task_id"}, scope: api.ScopeContactsWrite, request: taskCompleted(true)},
 	ReopenTask:   {required: []string{"contact_id", "task_id"}, scope: api.ScopeContactsWrite, request: taskCompleted(false)},
 	AddNote: {required: []string{"contact_id", "body"}, optional: []string{"user_id"}, scope: api.ScopeContactsWrite,
-		create: api.ResourceNotes, matchArg: "body",
-		request: func(a Args) (extract.WriteRequest, error) {
+		create: api.ResourceNotes, match: map[string]string{"body": "body"},
+		request: func(a Args, _ string) (extract.WriteRequest, error) {
 			if strings.TrimSpace(a["body"]) == "" {
 				return extract.WriteRequest{}, fmt.Errorf("body is empty")
 			}
@@ -94,7 +102,7 @@ var specs = map[string]spec{
 	AddTags:    {required: []string{"contact_id", "tags"}, scope: api.ScopeContactsWrite, request: tagsReq(http.MethodPost)},
 	RemoveTags: {required: []string{"contact_id", "tags"}, scope: api.ScopeContactsWrite, request: tagsReq(http.MethodDelete)},
 	UpdateContact: {required: []string{"contact_id"}, optional: sortedKeys(contactFields), scope: api.ScopeContactsWrite,
-		request: func(a Args) (extract.WriteRequest, error) {
+		request: func(a Args, _ string) (extract.WriteRequest, error) {
 			body := map[string]string{}
 			for col, v := range a {
 				if f, ok := contactFields[col]; ok {
@@ -107,8 +115,8 @@ var specs = map[string]spec{
 			return extract.WriteRequest{Method: http.MethodPut, Path: contactPath(a, ""), Body: body}, nil
 		}},
 	CreateTask: {required: []string{"contact_id", "title", "due_date"}, optional: []string{"body", "assigned_to", "completed"},
-		scope: api.ScopeContactsWrite, create: api.ResourceTasks, matchArg: "title",
-		request: func(a Args) (extract.WriteRequest, error) {
+		scope: api.ScopeContactsWrite, create: api.ResourceTasks, match: map[string]string{"title": "title"},
+		request: func(a Args, _ string) (extract.WriteRequest, error) {
 			done := false
 			if v := a["completed"]; v != "" {
 				b, err := strconv.ParseBool(v)
@@ -123,6 +131,64 @@ var specs = map[string]spec{
 			return extract.WriteRequest{Method: http.MethodPost, Path: contactPath(a, "/tasks"),
 				Body: api.CreateTaskRequest{Title: a["title"], Body: a["body"], DueDate: a["due_date"], Completed: done, AssignedTo: a["assigned_to"]}}, nil
 		}},
+	UpdateTask: {required: []string{"contact_id", "task_id"}, optional: []string{"title", "body", "due_date", "completed", "assigned_to"},
+		scope: api.ScopeContactsWrite, request: updateTask},
+	ScheduleAppointment: {required: []string{"contact_id", "calendar_id", "start_time"},
+		optional: []string{"end_time", "title", "appointment_status", "assigned_user_id", "address", "description"},
+		scope:    api.ScopeEventsWrite, create: api.ResourceAppointments,
+		match:   map[string]string{"calendar_id": "calendarId", "start_time": "startTime", "title": "title"},
+		request: scheduleAppointment},
+}
+
+// updateTask changes the fields given (non-NULL columns) of one task.
+func updateTask(a Args, _ string) (extract.WriteRequest, error) {
+	var body api.UpdateTaskRequest
+	opt := func(k string) *string {
+		if v, ok := a[k]; ok {
+			return &v
+		}
+		return nil
+	}
+	body.Title, body.Body, body.DueDate, body.AssignedTo = opt("title"), opt("body"), opt("due_date"), opt("assigned_to")
+	if v, ok := a["completed"]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return extract.WriteRequest{}, fmt.Errorf("completed %q is not a boolean", v)
+		}
+		body.Completed = &b
+	}
+	if body == (api.UpdateTaskRequest{}) {
+		return extract.WriteRequest{}, fmt.Errorf("no field to update (give title, body, due_date, completed or assigned_to)")
+	}
+	return extract.WriteRequest{Method: http.MethodPut,
+		Path: contactPath(a, "/tasks/"+url.PathEscape(a["task_id"])), Body: body}, nil
+}
+
+// scheduleAppointment books one appointment in the contact's location.
+// Times must carry their offset (RFC 3339): a zone-less time would be read
+// in the calendar's zone, which the warehouse may not know.
+func scheduleAppointment(a Args, loc string) (extract.WriteRequest, error) {
+	start, err := time.Parse(time.RFC3339, a["start_time"])
+	if err != nil {
+		return extract.WriteRequest{}, fmt.Errorf("start_time %q is not an RFC 3339 time with an offset", a["start_time"])
+	}
+	if v := a["end_time"]; v != "" {
+		end, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return extract.WriteRequest{}, fmt.Errorf("end_time %q is not an RFC 3339 time with an offset", v)
+		}
+		if !end.After(start) {
+			return extract.WriteRequest{}, fmt.Errorf("end_time %s is not after start_time %s", v, a["start_time"])
+		}
+	}
+	if strings.TrimSpace(a["calendar_id"]) == "" {
+		return extract.WriteRequest{}, fmt.Errorf("calendar_id is empty")
+	}
+	return extract.WriteRequest{Method: http.MethodPost, Path: "/calendars/events/appointments",
+		Body: api.CreateAppointmentRequest{CalendarID: a["calendar_id"], LocationID: loc, ContactID: a["contact_id"],
+			StartTime: a["start_time"], EndTime: a["end_time"], Title: a["title"], AppointmentStatus: a["appointment_status"],
+			AssignedUserID: a["assigned_user_id"], Address: a["address"], Description: a["description"],
+			IgnoreFreeSlotValidation: true}}, nil
 }
 
 // Actions lists the action names push knows.

@@ -39,6 +39,12 @@ const (
 // ErrScope is returned when a location's token lacks the action's scope.
 var ErrScope = errors.New("missing scope")
 
+// ErrInvalid wraps what is refused before any request because the push
+// itself is wrong: an unknown action, a column that is not an argument (or
+// outside update-contact's whitelist), a missing argument, a bad value, a
+// query that fails.
+var ErrInvalid = errors.New("invalid push")
+
 // Config is one push. Clients are the locations' API clients (built with
 // pipeline.Clients: the same governor and daily reserve as a run).
 type Config struct {
@@ -104,7 +110,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	sp, ok := specs[cfg.Action]
 	if !ok {
-		return res, fmt.Errorf("unknown action %q (known: %s)", cfg.Action, strings.Join(Actions(), ", "))
+		return res, fmt.Errorf("%w: unknown action %q (known: %s)", ErrInvalid, cfg.Action, strings.Join(Actions(), ", "))
 	}
 	unlock, err := pipeline.Lock(ctx, cfg.Kind, cfg.Path, false, cfg.Log)
 	if err != nil {
@@ -128,10 +134,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		seen[key] = true
 		res.Actions++
-		req, err := sp.request(a)
-		if err != nil {
-			return res, fmt.Errorf("row %d: %s: %w", i+1, cfg.Action, err)
-		}
 		loc := rd.locs[a["contact_id"]]
 		if loc == "" && len(cfg.Clients) == 1 {
 			loc = cfg.Clients[0].Location()
@@ -139,6 +141,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		c := clients[loc]
 		if c == nil {
 			return res, fmt.Errorf("row %d: contact %s: its location %q is not one this push may write (pass it in --locations)", i+1, a["contact_id"], loc)
+		}
+		req, err := sp.request(a, loc)
+		if err != nil {
+			return res, fmt.Errorf("%w: row %d: %s: %w", ErrInvalid, i+1, cfg.Action, err)
 		}
 		r := rd.prior[key]
 		if r != nil && (r.Status == whsql.ActionConfirmed || r.Status == whsql.ActionFailed) {
@@ -175,8 +181,8 @@ func checkScopes(ctx context.Context, cfg Config, scope string, todo []*item) er
 		probed[loc] = true
 		if g, ok := cfg.Granted[loc]; ok {
 			if !slices.Contains(g, scope) {
-				return fmt.Errorf("%w: location %s: the token is granted %v, %s needs %s; log in again with --scopes %s",
-					ErrScope, loc, g, cfg.Action, scope, scope)
+				return fmt.Errorf("%w: location %s: the token is granted %s, %s needs %s; run `contacts-etl auth login --scopes %s` (then push again)",
+					ErrScope, loc, strings.Join(g, " "), cfg.Action, scope, scope)
 			}
 			continue
 		}
@@ -185,12 +191,16 @@ func checkScopes(ctx context.Context, cfg Config, scope string, todo []*item) er
 		}
 		// A write with an empty body: refused for the scope (401) before
 		// the body is looked at, else refused as invalid (422/404).
-		_, err := it.c.Write(ctx, extract.WriteRequest{Method: http.MethodPut,
-			Path: "/contacts/" + it.args["contact_id"] + "/tasks/scope-check/completed", Body: struct{}{}})
+		probe := extract.WriteRequest{Method: http.MethodPut,
+			Path: "/contacts/" + it.args["contact_id"] + "/tasks/scope-check/completed", Body: struct{}{}}
+		if scope == api.ScopeEventsWrite {
+			probe = extract.WriteRequest{Method: http.MethodPost, Path: "/calendars/events/appointments", Body: struct{}{}}
+		}
+		_, err := it.c.Write(ctx, probe)
 		var he *api.HTTPError
 		if errors.As(err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden) {
-			return fmt.Errorf("%w: location %s: %s needs %s (the API answered %d %s, traceId %s)",
-				ErrScope, loc, cfg.Action, scope, he.Status, he.Message, he.TraceID)
+			return fmt.Errorf("%w: location %s: %s needs %s (the API answered %d %s, traceId %s); run `contacts-etl auth login --scopes %s`",
+				ErrScope, loc, cfg.Action, scope, he.Status, he.Message, he.TraceID, scope)
 		}
 		if err != nil && !errors.As(err, &he) {
 			return fmt.Errorf("location %s: scope check: %w", loc, err)
@@ -496,20 +506,64 @@ func (p *pusher) count(ctx context.Context, it *item) (int, string, error) {
 	if problem != "" {
 		return 0, "", fmt.Errorf("read back %s of %s: %s", p.sp.create, it.row.ContactID, problem)
 	}
-	field := map[string]string{"body": "body", "title": "title"}[p.sp.matchArg]
-	want := it.args[p.sp.matchArg]
 	n, id := 0, ""
 	for _, raw := range items {
 		var m map[string]any
 		if json.Unmarshal(raw, &m) != nil {
 			continue
 		}
-		if v, _ := m[field].(string); v == want {
+		if matches(m, p.sp.match, it.args) {
 			n++
 			id, _ = m["id"].(string)
 		}
 	}
 	return n, id, nil
+}
+
+// matches says whether record m has the arguments' values in the match
+// fields (an argument not given is not compared; times given with an
+// offset are compared as instants).
+func matches(m map[string]any, match map[string]string, a Args) bool {
+	for arg, field := range match {
+		want, ok := a[arg]
+		if !ok {
+			continue
+		}
+		got, _ := m[field].(string)
+		if got == want {
+			continue
+		}
+		if !sameInstant(got, want) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameInstant compares two times given as text. The appointments of a
+// contact are served zone-less (in the location's zone, which a push may
+// not be allowed to read): such a time matches an instant when it is that
+// instant's wall clock in some zone (a whole number of quarter hours from
+// UTC, within ±14 h).
+func sameInstant(got, want string) bool {
+	tw, err := time.Parse(time.RFC3339, want)
+	if err != nil {
+		return false
+	}
+	if tg, err := time.Parse(time.RFC3339, got); err == nil {
+		return tg.Equal(tw)
+	}
+	tg, err := time.Parse("2006-01-02 15:04:05", got)
+	if err != nil {
+		if tg, err = time.Parse("2006-01-02T15:04:05", got); err != nil {
+			return false
+		}
+	}
+	d := tg.Sub(tw.UTC().Truncate(time.Second)) // the zone's offset if got is tw's wall clock there
+	if d < 0 {
+		d = -d
+	}
+	return tw.Nanosecond() == 0 && d <= 14*time.Hour && d%(15*time.Minute) == 0
 }
 
 func targetOf(sp spec, a Args, body []byte) string {
@@ -518,6 +572,12 @@ func targetOf(sp spec, a Args, body []byte) string {
 		var r api.CreatedNote
 		if json.Unmarshal(body, &r) == nil && r.Note != nil {
 			return r.Note.ID
+		}
+		return ""
+	case api.ResourceAppointments:
+		var r api.CreatedAppointment
+		if json.Unmarshal(body, &r) == nil {
+			return r.ID
 		}
 		return ""
 	case api.ResourceTasks:
@@ -608,7 +668,7 @@ func readWarehouse(ctx context.Context, cfg Config) (*read, error) {
 	rd := &read{locs: map[string]string{}, read: map[string]time.Time{}, prior: map[string]*row{}}
 	rows, err := db.QueryContext(ctx, cfg.Query)
 	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
+		return nil, fmt.Errorf("%w: query: %w", ErrInvalid, err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
@@ -616,7 +676,7 @@ func readWarehouse(ctx context.Context, cfg Config) (*read, error) {
 		return nil, fmt.Errorf("query: %w", err)
 	}
 	if err := checkColumns(cfg.Action, cols); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
@@ -634,7 +694,7 @@ func readWarehouse(ctx context.Context, cfg Config) (*read, error) {
 			}
 		}
 		if a["contact_id"] == "" {
-			return nil, fmt.Errorf("query row %d: contact_id is NULL or empty", len(rd.args)+1)
+			return nil, fmt.Errorf("%w: query row %d: contact_id is NULL or empty", ErrInvalid, len(rd.args)+1)
 		}
 		rd.args = append(rd.args, a)
 	}

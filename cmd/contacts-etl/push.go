@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
+	"golang.org/x/oauth2"
+
+	"github.com/contacts-etl/contacts-etl/extract/auth"
 	"github.com/contacts-etl/contacts-etl/pipeline"
 	"github.com/contacts-etl/contacts-etl/push"
 )
@@ -52,8 +56,36 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return usageError{fmt.Errorf("naive time zone: %w", err)}
 	}
-	_, err = push.Run(ctx, push.Config{Source: cfg.Source, Action: action, Query: query,
-		Kind: cfg.Warehouse.Type, Path: cfg.Warehouse.Path, Clients: clients, DryRun: dry, Out: stdout, Log: log,
-		ReadBack: cfg.settings("push", zone)})
-	return err
+	res, err := push.Run(ctx, push.Config{Source: cfg.Source, Action: action, Query: query,
+		Kind: cfg.Warehouse.Type, Path: cfg.Warehouse.Path, Clients: clients, Granted: grantedScopes(sources),
+		DryRun: dry, Out: stdout, Log: log, ReadBack: cfg.settings("push", zone)})
+	switch {
+	case errors.Is(err, push.ErrInvalid):
+		return usageError{err}
+	case err != nil:
+		return err
+	case res.Failed > 0 || res.Pending > 0:
+		// Exit 3: what the API refused is recorded with its message in the
+		// actions table; pending actions are checked by the next push.
+		return fmt.Errorf("%w: %d of %d actions failed, %d pending (see the actions table)",
+			pipeline.ErrPartial, res.Failed, res.Actions, res.Pending)
+	}
+	return nil
+}
+
+// grantedScopes returns the scopes the token store records for each
+// location logged in with OAuth; locations with a static token (or an
+// agency token) are left out, and push checks them with one request.
+func grantedScopes(sources map[string]oauth2.TokenSource) map[string][]string {
+	out := map[string][]string{}
+	for loc, src := range sources {
+		as, ok := src.(*auth.Source)
+		if !ok {
+			continue
+		}
+		if t, err := as.Current(); err == nil && len(t.Scopes) > 0 {
+			out[loc] = t.Scopes
+		}
+	}
+	return out
 }

@@ -58,3 +58,49 @@ type UpdatedContact struct {
 	Succeeded bool     `json:"succeded"` // sic: the API's spelling
 	Contact   *Contact `json:"contact"`
 }
+
+// UpdateTaskRequest is the body of PUT /contacts/{id}/tasks/{taskId}: only
+// the fields set are sent (and changed).
+type UpdateTaskRequest struct {
+	Title      *string `json:"title,omitempty"`
+	Body       *string `json:"body,omitempty"`
+	DueDate    *string `json:"dueDate,omitempty"`
+	Completed  *bool   `json:"completed,omitempty"`
+	AssignedTo *string `json:"assignedTo,omitempty"`
+}
+
+// CreateAppointmentRequest is the body of POST /calendars/events/appointments
+// (calendars.json AppointmentCreateSchema; Version 2021-04-15, scope
+// calendars/events.write). calendarId, locationId, contactId and startTime
+// are required.
+type CreateAppointmentRequest struct {
+	CalendarID        string `json:"calendarId"`
+	LocationID        string `json:"locationId"`
+	ContactID         string `json:"contactId"`
+	StartTime         string `json:"startTime"`
+	EndTime           string `json:"endTime,omitempty"`
+	Title             string `json:"title,omitempty"`
+	AppointmentStatus string `json:"appointmentStatus,omitempty"`
+	AssignedUserID    string `json:"assignedUserId,omitempty"`
+	Address           string `json:"address,omitempty"`
+	Description       string `json:"description,omitempty"`
+	// IgnoreFreeSlotValidation books outside the calendar's free slots
+	// (a push schedules what the user decided, not what the widget offers).
+	IgnoreFreeSlotValidation bool  `json:"ignoreFreeSlotValidation,omitempty"`
+	ToNotify                 *bool `json:"toNotify,omitempty"`
+}
+
+// CreatedAppointment answers POST /calendars/events/appointments: the
+// appointment itself, not wrapped (AppointmentSchemaResponse).
+type CreatedAppointment struct {
+	ID                string `json:"id"`
+	CalendarID        string `json:"calendarId"`
+	LocationID        string `json:"locationId"`
+	ContactID         string `json:"contactId"`
+	StartTime         string `json:"startTime,omitempty"`
+	EndTime           string `json:"endTime,omitempty"`
+	Title             string `json:"title,omitempty"`
+	AppointmentStatus string `json:"appointmentStatus,omitempty"`
+	AssignedUserID    string `json:"assignedUserId,omitempty"`
+	Address           string `json:"address,omitempty"`
+}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
 )
@@ -22,6 +23,16 @@ import (
 //	PUT    /contacts/{id}/tasks/{taskId}           title, body, dueDate, completed, assignedTo
 //	POST   /contacts/{id}/tasks                    create; title, dueDate, completed required
 //	POST   /contacts/{id}/notes                    create; body required
+//	POST   /calendars/events/appointments          create (scope calendars/events.write, Version 2021-04-15);
+//	                                               calendarId, locationId, contactId, startTime required
+//
+// The appointment create follows calendars.json (AppointmentCreateSchema):
+// unknown properties, a missing required field, a calendar the location does
+// not have, a time without an offset or an endTime not after startTime are
+// answered 422; a locationId other than the token's 403; without endTime the
+// appointment lasts DefaultSlot. It answers 200 (not 201) with the flat
+// appointment; GET /contacts/{id}/appointments then serves its times
+// zone-less in the location's zone, like the generated ones.
 //
 // Quirk (WriteQuirks.ErrorAfterCreate): a create can answer 502 or 422
 // after the record was created, as the real API does.
@@ -92,6 +103,98 @@ func (s *Server) writeRoutes(m *http.ServeMux) {
 	reg("PUT /contacts/{id}/tasks/{taskId}", "update-task", s.putTask)
 	reg("POST /contacts/{id}/tasks", "create-task", s.createTask)
 	reg("POST /contacts/{id}/notes", "create-note", s.createNote)
+	inner := s.apiScope("create-appointment", api.ScopeEventsWrite, s.createAppointment)
+	m.HandleFunc("POST /calendars/events/appointments", func(w http.ResponseWriter, r *http.Request) {
+		s.countWrite(func(st *WriteStats) { st.Requests++; st.ByKind["create-appointment"]++ })
+		inner(w, r)
+	})
+}
+
+// DefaultSlot is the length of an appointment booked without endTime.
+const DefaultSlot = 30 * time.Minute
+
+var appointmentFields = []string{"title", "meetingLocationType", "meetingLocationId", "overrideLocationConfig",
+	"appointmentStatus", "assignedUserId", "description", "address", "ignoreDateRange", "toNotify",
+	"ignoreFreeSlotValidation", "rrule", "calendarId", "locationId", "contactId", "startTime", "endTime"}
+
+var appointmentStatuses = []string{"new", "confirmed", "cancelled", "showed", "noshow", "invalid"}
+
+func (s *Server) createAppointment(r *http.Request, body []byte, g *grant) reply {
+	m, bad := s.decodeObject(body, appointmentFields)
+	if bad != nil {
+		return *bad
+	}
+	var req api.CreateAppointmentRequest
+	if json.Unmarshal(body, &req) != nil {
+		return str422(s, "body", "an appointment")
+	}
+	var miss []string
+	for _, k := range []string{"calendarId", "locationId", "contactId", "startTime"} {
+		if v, ok := m[k]; !ok || string(v) == `""` || string(v) == "null" {
+			miss = append(miss, k+" should not be empty")
+		}
+	}
+	if len(miss) > 0 {
+		return s.errReply(http.StatusUnprocessableEntity, miss)
+	}
+	if req.LocationID != g.locationID {
+		return s.errReply(http.StatusForbidden, MsgLocation)
+	}
+	c, badc := s.contactFor(req.ContactID, g)
+	if badc != nil {
+		return *badc
+	}
+	if !slices.Contains(Calendars, req.CalendarID) {
+		return s.errReply(http.StatusUnprocessableEntity, []string{"Calendar not found"})
+	}
+	start, err := time.Parse(time.RFC3339, req.StartTime)
+	if err != nil {
+		return str422(s, "startTime", "a valid ISO 8601 date string with an offset")
+	}
+	end := start.Add(DefaultSlot)
+	if req.EndTime != "" {
+		if end, err = time.Parse(time.RFC3339, req.EndTime); err != nil {
+			return str422(s, "endTime", "a valid ISO 8601 date string with an offset")
+		}
+		if !end.After(start) {
+			return s.errReply(http.StatusUnprocessableEntity, []string{"endTime must be after startTime"})
+		}
+	}
+	status := req.AppointmentStatus
+	if status == "" {
+		status = "confirmed"
+	}
+	if !slices.Contains(appointmentStatuses, status) {
+		return str422(s, "appointmentStatus", "one of "+strings.Join(appointmentStatuses, ", "))
+	}
+	z := c.loc.zone
+	var e api.Event
+	err = s.edit(req.ContactID, false, func(c *contact) error {
+		now := s.nowMs()
+		e = api.Event{ID: s.childID(saltEvent), CalendarID: req.CalendarID, Title: req.Title, Status: "booked",
+			AppointmentStatus: status, AssignedUserID: req.AssignedUserID, Address: req.Address, Notes: req.Description,
+			StartTime: start.In(z).Format(naiveLayout), EndTime: end.In(z).Format(naiveLayout),
+			LocationID: req.LocationID, ContactID: req.ContactID, DateAdded: fmtMs(now), DateUpdated: fmtMs(now)}
+		if e.AssignedUserID != "" {
+			e.Users = []string{e.AssignedUserID}
+		}
+		c.kids.events = append(c.kids.events, e)
+		if c.kids.times == nil {
+			c.kids.times = map[string]EventTime{}
+		}
+		c.kids.times[e.ID] = EventTime{ID: e.ID, Start: start.UTC(), End: end.UTC(), Zone: z.String()}
+		return nil
+	})
+	if err != nil {
+		return s.errReply(http.StatusNotFound, MsgContactNotFound)
+	}
+	rp := s.created(e.ID, marshal(api.CreatedAppointment{ID: e.ID, CalendarID: e.CalendarID, LocationID: e.LocationID,
+		ContactID: e.ContactID, StartTime: start.Format(time.RFC3339), EndTime: end.Format(time.RFC3339), Title: e.Title,
+		AppointmentStatus: status, AssignedUserID: e.AssignedUserID, Address: e.Address}))
+	if rp.status == http.StatusCreated {
+		rp.status = http.StatusOK // this endpoint answers 200
+	}
+	return rp
 }
 
 // decodeObject decodes a JSON object body and refuses properties outside
