@@ -87,7 +87,6 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return exportReported(ctx, cfg, "run", rf, stdout, stderr)
 }
 
-
 // tokenSources returns a token source per configured location.
 func tokenSources(ctx context.Context, cfg Config) (map[string]oauth2.TokenSource, error) {
 	out := map[string]oauth2.TokenSource{}
@@ -147,6 +146,7 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 	}
 	defer unlock()
 	j := pipeline.NewJob(cfg.settings(command, zone), nil, sink, log)
+	j.Progress = progressFunc(ctx) // the terminal's progress display, if any
 	unusable := map[string]auth.Unusable{}
 	for _, u := range auth.CheckUsable(sources) {
 		unusable[u.Location] = u
