@@ -77,7 +77,9 @@ func exportReported(ctx context.Context, cfg Config, command string, rf reportFl
 	if err != nil {
 		return err
 	}
-	res, err := export(ctx, cfg, command, sources, log)
+	pd := newProgressDisplay(stderr) // nil (silent) unless stderr is a terminal
+	res, err := export(withProgress(ctx, pd), cfg, command, sources, log)
+	pd.close()
 	printSummary(stdout, cfg, res)
 	if err == nil && res.Rows["rejects"] > 0 {
 		err = errRejects

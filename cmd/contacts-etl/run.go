@@ -146,6 +146,7 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 	}
 	defer unlock()
 	j := pipeline.NewJob(cfg.settings(command, zone), nil, sink, log)
+	j.Progress = progressFunc(ctx) // the terminal's progress display, if any
 	unusable := map[string]auth.Unusable{}
 	for _, u := range auth.CheckUsable(sources) {
 		unusable[u.Location] = u
