@@ -8,7 +8,7 @@ PKGS    := ./...
 export GOFLAGS := -tags=duckdb_arrow
 # duckdb-go/v2 links a prebuilt DuckDB static library: a cold build takes ~30-120 s.
 
-.PHONY: all build demo test bench soak fuzz vet fmt clean
+.PHONY: all build demo test bench bench-webhook soak fuzz vet fmt clean
 
 all: build
 
@@ -28,6 +28,12 @@ test:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/contacts-etl
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./load
+	$(MAKE) bench-webhook
+
+## bench-webhook: events/s the receiver acknowledges durably, and mutation-to-commit latency (p50/p99) with apply every 5s
+bench-webhook:
+	$(GO) test -run '^$$' -bench 'AckDurable' -benchtime 5000x -timeout 5m ./webhook
+	$(GO) test -run '^$$' -bench 'MutationToCommit' -benchtime 1x -timeout 5m ./webhook
 
 ## fuzz: the decoders, a minute each
 fuzz:

@@ -29,7 +29,7 @@ const source = "sim"
 // world is a simulator on loopback, a DuckDB warehouse exported from it
 // once, and a test-controlled Ed25519 webhook key.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *sim.Server
 	base    string
 	path    string
@@ -39,7 +39,7 @@ type world struct {
 	keys    webhook.Keys
 }
 
-func newWorld(t *testing.T, contacts int) *world {
+func newWorld(t testing.TB, contacts int) *world {
 	t.Helper()
 	cfg := sim.Config{Locations: 2, Contacts: contacts, Seed: 12, StaticTokens: map[string]sim.StaticToken{}}
 	probe := sim.New(sim.Config{Locations: cfg.Locations})
@@ -115,7 +115,7 @@ func (w *world) receiver(in *webhook.Inbox) (*webhook.Receiver, string) {
 // with their children. It returns how many differ (reported as errors
 // when report is set).
 func (w *world) checkContacts(ids map[string]bool, report bool) int {
-	t := w.t
+	t := w.t.(*testing.T) // the truth package reports through a *testing.T
 	t.Helper()
 	want := truth.Tables(t, w.srv, w.srv.Locations())
 	deleted := map[string]bool{}

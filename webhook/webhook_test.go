@@ -26,7 +26,7 @@ import (
 // arrived; contacts whose events were lost stay stale until the next
 // scheduled (full) run, after which the whole warehouse equals the truth.
 func TestLossyWebhooksOneApply(t *testing.T) {
-	w := newWorld(t, 300)
+	w := newWorld(t, 100)
 	w.run(false)
 	in, err := webhook.OpenInbox(webhook.InboxDir(w.path), webhook.InboxOptions{})
 	if err != nil {
@@ -36,7 +36,7 @@ func TestLossyWebhooksOneApply(t *testing.T) {
 	rcv, url := w.receiver(in)
 	snd := sim.NewWebhooks(w.srv, sim.WebhookConfig{URL: url, Key: w.priv, Drop: 0.10, Duplicate: 0.05, Reorder: true,
 		TaskNoContact: 0.25, Seed: 7})
-	evs := snd.MutateWithWebhooks(0.3, 99)
+	evs := snd.MutateWithWebhooks(0.6, 99)
 	rep := snd.Flush(context.Background())
 	t.Logf("events %d, sent %d, dropped %d, duplicated %d, status %v", len(evs), rep.Sent, rep.Dropped, rep.Duplicated, rep.Status)
 	if rep.Dropped == 0 || rep.Duplicated == 0 || rep.Status[http.StatusConflict] != rep.Duplicated || rep.Status[http.StatusOK] != len(rep.Acked) {
