@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
@@ -63,7 +64,7 @@ func ProbeBulk(ctx context.Context, c *extract.Client, children []string, o Bulk
 		}
 		b.Tasks = PathBulk
 		if err != nil {
-			b.Tasks, b.TasksWhy, b.TaskPages = PathPerContact, err.Error(), 0
+			b.Tasks, b.TasksWhy, b.TaskPages = PathPerContact, why(err), 0
 		}
 	}
 	if slices.Contains(children, api.ResourceAppointments) {
@@ -74,7 +75,7 @@ func ProbeBulk(ctx context.Context, c *extract.Client, children []string, o Bulk
 		}
 		b.Appointments = PathBulk
 		if err != nil {
-			b.Appointments, b.AppointmentsWhy = PathPerContact, err.Error()
+			b.Appointments, b.AppointmentsWhy = PathPerContact, why(err)
 		} else {
 			b.Calendars, b.Windows = len(p.Calendars), len(extract.EventWindows(from, to, 0))
 			b.EventRequests = 1 + b.Calendars*b.Windows
@@ -126,4 +127,12 @@ func taskPages(ctx context.Context, c *extract.Client, first []json.RawMessage) 
 		return lo + 2, nil
 	}
 	return lo + 1, nil
+}
+
+// why is the short reason of a fallback: the missing scope, or the error.
+func why(err error) string {
+	if errors.Is(err, extract.ErrNoBulkScope) {
+		return "the token lacks the scope"
+	}
+	return err.Error()
 }

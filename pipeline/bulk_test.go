@@ -211,7 +211,7 @@ func incrementalMinimum(srv *sim.Server, changed map[string]int, sweepRuns int, 
 // minimum computed from the truth, and the plan is within 5% of it. Notes
 // added to unchanged contacts arrive within the sweep period.
 func TestBulkIncrementalMinimum(t *testing.T) {
-	const contacts, locs, sweepRuns = 800, 2, 3
+	const contacts, locs, sweepRuns = 800, 2, 2
 	e := newEnvScopes(t, WarehouseDuckDB, sim.Config{Seed: 33, Contacts: contacts, Locations: locs}, bulkScopes...)
 	opt := Options{Lookback: time.Minute, SweepRuns: sweepRuns, ReconcileEvery: 0}
 
