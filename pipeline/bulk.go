@@ -65,7 +65,12 @@ func (b bulkPlan) children(all []string) []string {
 
 // eventsRange is the range of appointments a run reads in bulk.
 func (j *runner) eventsRange(full bool) (time.Time, time.Time) {
-	o, start := j.Bulk, j.Run.StartedAt
+	return j.Bulk.eventsRange(j.Run.StartedAt, full)
+}
+
+// eventsRange is the range of appointments a run starting at start reads
+// in bulk (a full run's or an incremental run's).
+func (o BulkOptions) eventsRange(start time.Time, full bool) (time.Time, time.Time) {
 	ahead := o.EventsAhead
 	if ahead <= 0 {
 		ahead = DefaultEventsAhead

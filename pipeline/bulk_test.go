@@ -1,12 +1,14 @@
 package pipeline
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/extract/sim"
+	"github.com/contacts-etl/contacts-etl/load"
 )
 
 var bulkScopes = []string{api.ScopeContactsRO, api.ScopeLocationsRO, api.ScopeTasksRO, api.ScopeCalendarsRO, api.ScopeEventsRO}
@@ -134,4 +136,176 @@ func TestBulkFallback(t *testing.T) {
 			t.Logf("%d requests for %d contacts: %v", res.Requests, contacts, st.ByKind)
 		})
 	}
+}
+
+// forecast runs Forecast against e's locations as plan does, with the
+// warehouse's state (nil before the first run).
+func (e *env) forecast(opt Options, st *load.Status) []Estimate {
+	e.t.Helper()
+	clients, err := Clients(e.srv.Locations(), e.srcTS, ClientOptions{BaseURL: e.base, Concurrency: 4,
+		RateMax: 1_000_000, RateInterval: time.Second, MaxRetries: 3})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	plans, err := Forecast(context.Background(), clients, st, EstimateOptions{Options: opt, Source: "sim", PageLimit: 100,
+		Children: extract.ChildResources, RateMax: 1_000_000, RateInterval: time.Second, Now: time.Now().UTC()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return plans
+}
+
+func (e *env) status() *load.Status {
+	e.t.Helper()
+	sink, err := OpenSink(e.kind, e.path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer sink.Close(context.Background())
+	st, err := sink.Status(context.Background(), "sim")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+func sumPlans(ps []Estimate, f func(Estimate) int) int {
+	n := 0
+	for _, p := range ps {
+		n += f(p)
+	}
+	return n
+}
+
+// incrementalMinimum is the fewest requests an incremental run with the
+// bulk paths can make, from the simulator's truth after the change:
+// search pages of the changed contacts, one notes request per changed
+// contact, every task page, the calendar list and one events window per
+// calendar, the sweep's notes slice and the id reconciliation when due.
+func incrementalMinimum(srv *sim.Server, changed map[string]int, sweepRuns int, reconcile bool) int {
+	n := 0
+	for _, loc := range srv.Locations() {
+		tasks, live := 0, 0
+		for _, ct := range srv.Truth(loc) {
+			if !ct.Deleted {
+				tasks += len(ct.Tasks)
+				live++
+			}
+		}
+		n += extract.SearchPages(changed[loc], 100) + changed[loc]
+		n += tasks/extract.TaskPageLimit + 1
+		n += 1 + len(sim.Calendars)
+		n += (live + sweepRuns - 1) / sweepRuns
+		if reconcile {
+			n += extract.SearchPages(live, extract.MaxPageLimit)
+		}
+	}
+	return n
+}
+
+// The plan forecasts the bulk paths as the run takes them: on a first
+// load exactly the run's requests; after a 1% change (contacts updated,
+// added and deleted; tasks and appointments added and changed on
+// unchanged contacts, which keep their dateUpdated) one incremental run
+// brings every task and appointment change, spends at most 1.05 × the
+// minimum computed from the truth, and the plan is within 5% of it. Notes
+// added to unchanged contacts arrive within the sweep period.
+func TestBulkIncrementalMinimum(t *testing.T) {
+	const contacts, locs, sweepRuns = 800, 2, 2
+	e := newEnvScopes(t, WarehouseDuckDB, sim.Config{Seed: 33, Contacts: contacts, Locations: locs}, bulkScopes...)
+	opt := Options{Lookback: time.Minute, SweepRuns: sweepRuns, ReconcileEvery: 0}
+
+	plans := e.forecast(opt, nil)
+	e.srv.ResetStats()
+	res, err := e.run(opt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.compare()
+	st := e.srv.Stats()
+	for _, p := range plans {
+		if p.Bulk.Tasks != PathBulk || p.Bulk.Appointments != PathBulk {
+			t.Errorf("%s: paths %+v", p.Location, p.Bulk)
+		}
+	}
+	if got := sumPlans(plans, func(p Estimate) int { return p.Bulk.TaskPages }); int64(got) != st.ByKind["tasks_search"] {
+		t.Errorf("plan: %d task pages, the run read %d", got, st.ByKind["tasks_search"])
+	}
+	if got := sumPlans(plans, func(p Estimate) int { return p.Bulk.EventRequests }); int64(got) != st.ByKind["calendars"]+st.ByKind["events"] {
+		t.Errorf("plan: %d calendar and events requests, the run sent %d", got, st.ByKind["calendars"]+st.ByKind["events"])
+	}
+	// The run also reads each location's time zone, which the plan
+	// does not count.
+	if got := sumPlans(plans, func(p Estimate) int { return p.Requests }); int64(got) != res.Requests-st.ByKind["location"] {
+		t.Errorf("plan: %d requests for the first load, the run spent %d (%v)", got, res.Requests, st.ByKind)
+	}
+	t.Logf("full run: %d requests (%.3f of 3 per contact), plan probes %d; %v", res.Requests,
+		float64(res.Requests)/(3*contacts), sumPlans(plans, func(p Estimate) int { return p.Probes }), st.ByKind)
+
+	// About a 1% change: 5 contacts per location and 8 quiet changes.
+	changed := map[string]int{}
+	var unchanged []sim.ContactTruth
+	for _, loc := range e.srv.Locations() {
+		tr := e.srv.Truth(loc)
+		for _, ct := range tr[:3] {
+			e.srv.UpdateContact(ct.Contact.ID, func(c *api.Contact) { c.LastName += " v2" })
+			changed[loc]++
+		}
+		for _, ct := range tr[3:4] {
+			e.srv.DeleteContact(ct.Contact.ID)
+		}
+		e.srv.AddContact(loc)
+		changed[loc]++
+		unchanged = append(unchanged, tr[10:]...)
+	}
+	quiet := 0
+	for _, ct := range unchanged[:8] {
+		switch quiet++; quiet % 3 {
+		case 0:
+			e.srv.AddTaskQuiet(ct.Contact.ID)
+		case 1:
+			e.srv.AddEvent(ct.Contact.ID)
+		default:
+			if len(ct.Tasks) > 0 {
+				if err := e.srv.UpdateTaskQuiet(ct.Contact.ID, ct.Tasks[0].ID, func(k *api.Task) { k.Title += " (edited)" }); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				e.srv.AddTaskQuiet(ct.Contact.ID)
+			}
+		}
+	}
+	plans = e.forecast(opt, e.status())
+	e.srv.ResetStats()
+	res, err = e.run(opt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := e.compare() // every task and appointment change is in
+	if counts["contacts_deleted"] != locs {
+		t.Errorf("soft-deleted %d contacts, want %d", counts["contacts_deleted"], locs)
+	}
+	st = e.srv.Stats()
+	minimum := incrementalMinimum(e.srv, changed, sweepRuns, true)
+	planned := sumPlans(plans, func(p Estimate) int { return p.Requests })
+	if float64(res.Requests) > 1.05*float64(minimum) {
+		t.Errorf("incremental run spent %d requests, minimum %d (%v)", res.Requests, minimum, st.ByKind)
+	}
+	if d := float64(planned-minimum) / float64(minimum); d < -0.05 || d > 0.05 {
+		t.Errorf("plan %d requests, minimum %d", planned, minimum)
+	}
+	t.Logf("incremental run after a 1%% change: %d requests, minimum %d, plan %d; %v", res.Requests, minimum, planned, st.ByKind)
+
+	// Notes on unchanged contacts come with the sweep, within its period.
+	for _, ct := range unchanged[20:30] {
+		if e.srv.AddNote(ct.Contact.ID) == "" {
+			t.Fatal("AddNote")
+		}
+	}
+	for range sweepRuns {
+		if _, err := e.run(opt, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.compare()
 }

@@ -16,14 +16,18 @@ const reconcilePage = extract.MaxPageLimit
 
 // Estimate is a dry run's forecast for one location.
 type Estimate struct {
-	Location     string
-	Since        time.Time // zero: the full range
-	Changed      int       // contacts in the window
-	Total        int       // contacts in the location
-	Search       int       // requests
-	FanOut       int
-	Sweep        int
-	Reconcile    int
+	Location  string
+	Since     time.Time // zero: the full range
+	Changed   int       // contacts in the window
+	Total     int       // contacts in the location
+	Search    int       // requests
+	FanOut    int
+	Sweep     int
+	Reconcile int
+	// Bulk says which path tasks and appointments take and what their
+	// bulk listings cost (counted in Requests); FanOut and Sweep count the
+	// per-contact children only.
+	Bulk         BulkForecast
 	Requests     int
 	PerSecond    float64 // allowed rate, less the governor's margin
 	Duration     time.Duration
@@ -47,11 +51,15 @@ type EstimateOptions struct {
 	RateInterval time.Duration
 	DailyReserve extract.Reserve
 	Now          time.Time
+	// Bulk is what the run would use (the zero value: the bulk paths
+	// where the token may).
+	Bulk BulkOptions
 }
 
 // Forecast probes each location with one or two one-contact searches and
-// estimates what a run would do, reading the warehouse's state through st
-// (nil: nothing stored). It writes nothing.
+// the bulk paths (ProbeBulk, as the run does), and estimates what a run
+// would do, reading the warehouse's state through st (nil: nothing
+// stored). It writes nothing.
 func Forecast(ctx context.Context, clients []*extract.Client, st *load.Status, o EstimateOptions) ([]Estimate, error) {
 	stored := map[string]load.LocationStatus{}
 	if st != nil {
@@ -91,16 +99,24 @@ func forecast(ctx context.Context, c *extract.Client, st load.LocationStatus, o 
 			pr.Limits = all.Limits
 		}
 	}
+	full := st.Watermark.IsZero() || o.Options.Full
+	if o.Options.Backfill {
+		o.Bulk.Off = true
+	}
+	if p.Bulk, err = ProbeBulk(ctx, c, o.Children, o.Bulk, o.Now, full); err != nil {
+		return p, err
+	}
+	children := p.Bulk.Left(o.Children)
 	p.Probes = int(c.Stats().Requests.Load())
 	p.Search = extract.SearchPages(p.Changed, o.PageLimit)
-	p.FanOut = p.Changed * len(o.Children)
+	p.FanOut = p.Changed * len(children)
 	if reconcile {
 		p.Reconcile = extract.SearchPages(p.Total, reconcilePage)
 	}
 	if n := o.Options.SweepRuns; n > 0 && st.Live > 0 && !st.Watermark.IsZero() {
-		p.Sweep = (int(st.Live) + n - 1) / n * len(o.Children)
+		p.Sweep = (int(st.Live) + n - 1) / n * len(children)
 	}
-	p.Requests = p.Search + p.FanOut + p.Sweep + p.Reconcile
+	p.Requests = p.Search + p.FanOut + p.Bulk.Requests() + p.Sweep + p.Reconcile
 
 	l := pr.Limits
 	if l.PerSecond() == 0 {

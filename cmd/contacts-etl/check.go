@@ -19,6 +19,7 @@ import (
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/extract/auth"
+	"github.com/contacts-etl/contacts-etl/pipeline"
 )
 
 // errCheckFailed is returned by check when the run would miss something.
@@ -152,6 +153,11 @@ func (c *checker) run() bool {
 		return c.say(false, "search", "%v", err)
 	}
 	sc, err := cl.CheckSearch(ctx)
+	total := -1
+	if err == nil {
+		total = sc.Total
+	}
+	defer func() { c.paths(ctx, cl, total) }()
 	if err != nil {
 		ok = c.say(false, "search", "a search page the run could not use: %v", err)
 	} else {
@@ -175,6 +181,47 @@ func (c *checker) run() bool {
 		ok = ok && pass
 	}
 	return ok
+}
+
+// paths says, on one line, which path the location's tasks and
+// appointments take and what the bulk paths save a full run of total
+// contacts (-1: unknown). It never fails the check: per-contact is today's
+// path.
+func (c *checker) paths(ctx context.Context, cl *extract.Client, total int) {
+	b, err := pipeline.ProbeBulk(ctx, cl, c.cfg.Children, pipeline.BulkOptions{}, time.Now(), true)
+	if err != nil {
+		c.say(true, "paths", "not probed: %v", err)
+		return
+	}
+	if b.Tasks == "" && b.Appointments == "" {
+		c.say(true, "paths", "neither tasks nor appointments are read: nothing to save")
+		return
+	}
+	var parts []string
+	bulk := 0
+	for _, r := range []struct{ res, path, why string }{
+		{api.ResourceTasks, b.Tasks, b.TasksWhy}, {api.ResourceAppointments, b.Appointments, b.AppointmentsWhy},
+	} {
+		switch r.path {
+		case pipeline.PathBulk:
+			parts = append(parts, r.res+" bulk")
+			bulk++
+		case pipeline.PathPerContact:
+			parts = append(parts, fmt.Sprintf("%s per-contact (%s)", r.res, r.why))
+		}
+	}
+	what := strings.Join(parts, ", ")
+	switch {
+	case bulk == 0:
+		c.say(true, "paths", "%s: saves nothing; grant %s with `%s --scopes ...` to read them in bulk", what,
+			strings.Join([]string{api.ScopeTasksRO, api.ScopeCalendarsRO, api.ScopeEventsRO}, ","), c.login())
+	case total < 0:
+		c.say(true, "paths", "%s: a full run lists them in %d requests", what, b.Requests())
+	default:
+		per := total * bulk
+		c.say(true, "paths", "%s: a full run lists them in %d requests instead of %d per contact, saving %d requests (%d%% of %d)",
+			what, b.Requests(), per, per-b.Requests(), 100*(per-b.Requests())/max(1, total*len(c.cfg.Children)), total*len(c.cfg.Children))
+	}
 }
 
 // zone says which zone a run would read the location's zone-less times

@@ -70,7 +70,7 @@ func readStatus(ctx context.Context, cfg Config) (*load.Status, error) {
 
 func printPlan(w io.Writer, cfg Config, plans []pipeline.Estimate) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "location\twindow\tcontacts\tsearch\tfan-out\tsweep\treconcile\trequests\treq/s\ttime\tquota left\tcovered\t")
+	fmt.Fprintln(tw, "location\twindow\tcontacts\tsearch\tfan-out\ttasks\tappointments\tbulk\tsweep\treconcile\trequests\treq/s\ttime\tquota left\tcovered\t")
 	probes, total := 0, 0
 	for _, p := range plans {
 		win := "full range"
@@ -85,8 +85,8 @@ func printPlan(w io.Writer, cfg Config, plans []pipeline.Estimate) {
 				cov = fmt.Sprintf("NO (~%.0f days)", days)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%s\t%s\t%s\t\n", p.Location, win, p.Changed, p.Search, p.FanOut,
-			p.Sweep, p.Reconcile, p.Requests, p.PerSecond, p.Duration.Round(time.Second), left, cov)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%.2f\t%s\t%s\t%s\t\n", p.Location, win, p.Changed, p.Search, p.FanOut,
+			orDash(p.Bulk.Tasks), orDash(p.Bulk.Appointments), p.Bulk.Requests(), p.Sweep, p.Reconcile, p.Requests, p.PerSecond, p.Duration.Round(time.Second), left, cov)
 		probes += p.Probes
 		total += p.Requests
 	}
@@ -94,6 +94,15 @@ func printPlan(w io.Writer, cfg Config, plans []pipeline.Estimate) {
 	fmt.Fprintf(w, "total %d requests, about %s with %d locations at once; the plan spent %d requests\n",
 		total, pipeline.RunTime(plans, cfg.LocationWorkers).Round(time.Second), cfg.LocationWorkers, probes)
 	fmt.Fprintln(w, "search = pages of the window; fan-out = contacts x children (an upper bound: unchanged contacts are skipped);")
+	fmt.Fprintln(w, "tasks, appointments = the path each takes (bulk: the location's listings; per-contact: without the scope or a usable answer);")
+	fmt.Fprintln(w, "bulk = task pages + the calendar list + calendars x event windows; fan-out and sweep count the per-contact children only;")
 	fmt.Fprintln(w, "sweep = the rolling re-read of unchanged contacts' children; reconcile = the id-only pass that finds deletes (0 when not due);")
 	fmt.Fprintln(w, "quota left = today's remaining requests - the reserve kept for other apps; a run that would cross it stops early (exit 3, partial).")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
