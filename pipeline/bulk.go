@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 
@@ -94,12 +95,26 @@ func (o BulkOptions) eventsRange(start time.Time, full bool) (time.Time, time.Ti
 // scope and the endpoint answers in a usable shape. Anything else falls
 // back to per-contact requests, with one log line per resource. The probe
 // pages are the first pages of the listings (no request is spent twice).
-func (j *runner) probeBulk(ctx context.Context, c *extract.Client, full bool) (bulkPlan, error) {
+func (j *runner) probeBulk(ctx context.Context, l Location, full bool) (bulkPlan, error) {
 	var b bulkPlan
 	if j.Bulk.Off || j.Options.Backfill {
 		return b, nil
 	}
+	c := l.Client
 	loc := c.Location()
+	// With the granted scopes known, a path whose scope is missing costs no
+	// probe: the run then spends exactly today's per-contact requests.
+	lacks := func(scopes ...string) error {
+		if l.Scopes == nil {
+			return nil
+		}
+		for _, sc := range scopes {
+			if !slices.Contains(l.Scopes, sc) {
+				return fmt.Errorf("the token was not granted %s", sc)
+			}
+		}
+		return nil
+	}
 	say := func(res string, err error) error {
 		if err == nil {
 			j.Log.Info("reading "+res+" in bulk", "location", loc, "path", PathBulk)
@@ -112,7 +127,11 @@ func (j *runner) probeBulk(ctx context.Context, c *extract.Client, full bool) (b
 		return nil
 	}
 	if slices.Contains(j.Stream.Children, api.ResourceTasks) {
-		first, err := c.ProbeTasks(ctx)
+		var first []json.RawMessage
+		err := lacks(api.ScopeTasksRO)
+		if err == nil {
+			first, err = c.ProbeTasks(ctx)
+		}
 		if err := say(api.ResourceTasks, err); err != nil {
 			return b, err
 		}
@@ -120,7 +139,11 @@ func (j *runner) probeBulk(ctx context.Context, c *extract.Client, full bool) (b
 	}
 	if slices.Contains(j.Stream.Children, api.ResourceAppointments) {
 		from, to := j.eventsRange(full)
-		p, err := c.ProbeEvents(ctx, from, to)
+		var p extract.EventsProbe
+		err := lacks(api.ScopeCalendarsRO, api.ScopeEventsRO)
+		if err == nil {
+			p, err = c.ProbeEvents(ctx, from, to)
+		}
 		if err := say(api.ResourceAppointments, err); err != nil {
 			return b, err
 		}

@@ -82,6 +82,9 @@ type Location struct {
 	// Unusable, when set, says the location's credentials cannot work
 	// (with the fix): the location is not read and the run ends partial.
 	Unusable error
+	// Scopes are the scopes the location's token was granted, when known
+	// (an OAuth token store records them); nil: unknown, probe.
+	Scopes []string
 	// Targets are contacts to read by id with their children (and to
 	// soft-delete, with their children, when the API answers 404), before
 	// the windows; with Options.TargetsOnly, instead of them.
@@ -246,7 +249,7 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 	if j.Options.Full {
 		known = nil
 	}
-	bulk, err := j.probeBulk(ctx, c, firstLoad || j.Options.Full)
+	bulk, err := j.probeBulk(ctx, l, firstLoad || j.Options.Full)
 	if err != nil {
 		return err
 	}

@@ -153,6 +153,11 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 	}
 	for _, c := range clients {
 		l := pipeline.Location{Client: c}
+		if as, ok := sources[c.Location()].(*auth.Source); ok {
+			if t, err := as.Current(); err == nil && len(t.Scopes) > 0 {
+				l.Scopes = t.Scopes // known: no probe for a path whose scope is missing
+			}
+		}
 		if z := cfg.TimeZones[c.Location()]; z != "" {
 			l.Zone, _ = time.LoadLocation(z) // validated
 		}
