@@ -276,9 +276,6 @@ func (p *Parquet) mergePart(ctx context.Context, c *sql.Conn, t whsql.Table, pt 
 		(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)`, cols, quoteList(t.Key), sqlString(dst), p.cfg.rowGroupRows)); err != nil {
 		return st, fmt.Errorf("write %s: %w", rel, err)
 	}
-	if err := syncFile(dst); err != nil {
-		return st, err
-	}
 	fi, err := os.Stat(dst)
 	if err != nil {
 		return st, err
@@ -303,5 +300,5 @@ func writeStaged(name string, schema *arrow.Schema, recs []arrowRecord, cfgs ...
 	if err != nil {
 		return err
 	}
-	return writeParquet(f, schema, recs, cfg)
+	return writeParquetSync(f, schema, recs, cfg, false)
 }

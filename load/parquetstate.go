@@ -147,13 +147,22 @@ func addReconciles(have, add []Reconcile) []Reconcile {
 	return have
 }
 
-// query runs fn on a connection to a fresh in-memory DuckDB.
+// query runs fn on a connection to the sink's in-memory DuckDB, opened at
+// the first query and kept until Close (opening one per commit cost more
+// than a small commit's merge). It holds no data: every query reads the
+// files, and temporary tables live and die with fn's connection.
 func (p *Parquet) query(ctx context.Context, fn func(*sql.Conn) error) error {
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		return err
+	p.dbMu.Lock()
+	if p.db == nil {
+		db, err := sql.Open("duckdb", "")
+		if err != nil {
+			p.dbMu.Unlock()
+			return err
+		}
+		p.db = db
 	}
-	defer db.Close()
+	db := p.db
+	p.dbMu.Unlock()
 	c, err := db.Conn(ctx)
 	if err != nil {
 		return err
