@@ -159,6 +159,9 @@ func (p *Parquet) query(ctx context.Context, fn func(*sql.Conn) error) error {
 			p.dbMu.Unlock()
 			return err
 		}
+		// No idle connections: each fn gets a new one, so the temporary
+		// tables of one query (merged, live, …) never meet the next.
+		db.SetMaxIdleConns(0)
 		p.db = db
 	}
 	db := p.db
