@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -67,6 +68,9 @@ type Parquet struct {
 	// ("staged", "manifest", "moved"); an error stops the commit there,
 	// as a crash would (tests).
 	publishHook func(step string) error
+
+	dbMu sync.Mutex
+	db   *sql.DB // in-memory, for merges and reads (see query)
 }
 
 var _ Sink = (*Parquet)(nil)
@@ -203,7 +207,13 @@ func (p *Parquet) publish(next *ledger) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(filepath.Join(p.dir, ParquetViewsFile), []byte(views), 0o644); err != nil {
+	// No fsync: a torn views file after a crash is rewritten by the next
+	// Start's publish.
+	tmp := filepath.Join(p.dir, "."+ParquetViewsFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(views), 0o644); err != nil {
+		return fmt.Errorf("write views: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(p.dir, ParquetViewsFile)); err != nil {
 		return fmt.Errorf("write views: %w", err)
 	}
 	return nil
@@ -360,8 +370,17 @@ func (p *Parquet) Finish(ctx context.Context, res RunResult) error {
 	return nil
 }
 
-// Close implements Sink.
-func (p *Parquet) Close(context.Context) error { return nil }
+// Close implements Sink: it closes the in-memory DuckDB of the merges.
+func (p *Parquet) Close(context.Context) error {
+	p.dbMu.Lock()
+	defer p.dbMu.Unlock()
+	if p.db == nil {
+		return nil
+	}
+	err := p.db.Close()
+	p.db = nil
+	return err
+}
 
 // Commit implements Sink: the touched partitions rewritten with the
 // commit's rows and deletes under the staging area, then the manifest,
@@ -451,8 +470,16 @@ func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 			strings.Compare(a.Resource, b.Resource), a.Start.Compare(b.Start))
 	})
 	staged := slices.Clone(written)
+	var files []string
 	for _, rel := range next.Pending.Add {
-		staged = append(staged, filepath.Join(parquetStagingDir, fmt.Sprintf("%012d", next.Seq), filepath.FromSlash(rel)))
+		r := filepath.Join(parquetStagingDir, fmt.Sprintf("%012d", next.Seq), filepath.FromSlash(rel))
+		staged = append(staged, r)
+		files = append(files, filepath.Join(p.dir, r))
+	}
+	// The new files' data, then their folders, each as one batch of
+	// concurrent fsyncs (the file system commits them together).
+	if err := syncPaths(files); err != nil {
+		return err
 	}
 	if err := syncDirs(p.dir, staged); err != nil {
 		return err
@@ -505,21 +532,47 @@ func (p *Parquet) writeFile(rel string, schema *arrow.Schema, recs []arrowRecord
 // syncDirs makes the renames of the files durable before the ledger names them.
 func syncDirs(root string, rels []string) error {
 	seen := map[string]bool{}
+	var dirs []string
 	for _, r := range rels {
 		d := filepath.Join(root, filepath.Dir(r))
-		if seen[d] {
-			continue
+		if !seen[d] {
+			seen[d] = true
+			dirs = append(dirs, d)
 		}
-		seen[d] = true
-		f, err := os.Open(d)
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", d, err)
-		}
+	}
+	return syncPaths(dirs)
+}
+
+// syncPaths fsyncs files or folders concurrently: one fsync after another
+// waits for one journal commit each, concurrent ones share them.
+func syncPaths(names []string) error {
+	if len(names) == 1 {
+		return syncPath(names[0])
+	}
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = syncPath(n)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func syncPath(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", name, err)
 	}
 	return nil
 }

@@ -14,6 +14,12 @@ import (
 // writeParquet writes recs to f as one zstd Parquet file with row groups of
 // at most cfg.rowGroupRows rows, syncs it and closes f (also on error).
 func writeParquet(f *os.File, schema *arrow.Schema, recs []arrowRecord, cfg config) error {
+	return writeParquetSync(f, schema, recs, cfg, true)
+}
+
+// writeParquetSync is writeParquet, syncing f only when sync is set (files
+// that are never published, such as a commit's inputs, need no fsync).
+func writeParquetSync(f *os.File, schema *arrow.Schema, recs []arrowRecord, cfg config, sync bool) error {
 	props := parquet.NewWriterProperties(
 		parquet.WithCompression(compress.Codecs.Zstd),
 		parquet.WithMaxRowGroupLength(cfg.rowGroupRows),
@@ -33,6 +39,9 @@ func writeParquet(f *os.File, schema *arrow.Schema, recs []arrowRecord, cfg conf
 	if err := w.Close(); err != nil {
 		f.Close()
 		return fmt.Errorf("close parquet writer %s: %w", f.Name(), err)
+	}
+	if !sync {
+		return f.Close()
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()

@@ -198,33 +198,38 @@ func (p *Parquet) mergeTable(ctx context.Context, c *sql.Conn, t whsql.Table, re
 		parts = append(parts, pt)
 	}
 	slices.SortFunc(parts, func(a, b part) int { return cmpAll(strings.Compare(a.loc, b.loc), a.bucket-b.bucket) })
-	for _, pt := range parts {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
-		ps, err := p.mergePart(ctx, c, t, pt, in, delFile, next, stage)
-		if err != nil {
-			return st, fmt.Errorf("location %s bucket %d: %w", pt.loc, pt.bucket, err)
-		}
-		st.Written += ps.Written
-		st.Replaced += ps.Replaced
-		st.Deleted += ps.Deleted
+	if len(parts) == 0 {
+		return st, nil
 	}
+	ps, err := p.mergeParts(ctx, c, t, parts, in, delFile, next, stage)
+	if err != nil {
+		return st, err
+	}
+	st.Written, st.Replaced, st.Deleted = ps.Written, ps.Replaced, ps.Deleted
 	return st, nil
 }
 
-// mergePart writes the new file of one part and swaps it into next.
-func (p *Parquet) mergePart(ctx context.Context, c *sql.Conn, t whsql.Table, pt part, in, delFile string,
+// mergeParts merges the rows of the touched parts in one query (one
+// temporary table, its rows tagged with their part), then writes each
+// part's new file and swaps it into next. One query per commit and table,
+// not one per part: a small commit's cost is DuckDB's per-query overhead.
+func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, parts []part, in, delFile string,
 	next *ledger, stage string) (TableStats, error) {
 	var st TableStats
 	cols := quoteList(t.Columns())
+	touched := map[part]bool{}
+	for _, pt := range parts {
+		touched[pt] = true
+	}
 	var old []string
-	var oldRows int64
+	oldFiles := map[part][]string{}
+	oldRows := map[part]int64{}
 	var keep []parquetFile
 	for _, f := range next.Tables[t.Name] {
-		if f.Location == pt.loc && f.Bucket == pt.bucket {
+		if pt := (part{f.Location, f.Bucket}); touched[pt] {
 			old = append(old, f.Path)
-			oldRows += f.Rows
+			oldFiles[pt] = append(oldFiles[pt], f.Path)
+			oldRows[pt] += f.Rows
 		} else {
 			keep = append(keep, f)
 		}
@@ -235,9 +240,10 @@ func (p *Parquet) mergePart(ctx context.Context, c *sql.Conn, t whsql.Table, pt 
 			cols, p.fileList(old)))
 	}
 	if in != "" {
-		srcs = append(srcs, fmt.Sprintf(`SELECT %s, 1 AS _o, file_row_number AS _r FROM read_parquet(%s, file_row_number = true)
-			WHERE %s = %s AND %s = %d`, cols, sqlString(in), quote(whsql.ColLocationID), sqlString(pt.loc), bucketSQL(bucketCol(t), p.buckets), pt.bucket))
+		srcs = append(srcs, fmt.Sprintf(`SELECT %s, 1 AS _o, file_row_number AS _r FROM read_parquet(%s, file_row_number = true)`, cols, sqlString(in)))
 	}
+	// A key lives in one part (its location and bucket never change), so
+	// the latest row per key over all parts is the latest in its part.
 	merged := fmt.Sprintf(`SELECT * EXCLUDE (_r) FROM (%s)
 		QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s DESC, _o DESC, _r DESC) = 1`,
 		strings.Join(srcs, "\nUNION ALL BY NAME\n"), quoteList(t.Key), quote(t.Version))
@@ -258,36 +264,63 @@ func (p *Parquet) mergePart(ctx context.Context, c *sql.Conn, t whsql.Table, pt 
 	} else {
 		merged = fmt.Sprintf("SELECT *, false AS _newdel FROM (%s)", merged)
 	}
+	merged = fmt.Sprintf("SELECT *, %s AS _pl, %s AS _pb FROM (%s)", quote(whsql.ColLocationID), bucketSQL(bucketCol(t), p.buckets), merged)
 	if _, err := c.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE merged AS "+merged); err != nil {
 		return st, fmt.Errorf("merge: %w", err)
 	}
-	var keptOld, total int64
-	if err := c.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE _o = 1), count(*) FILTER (WHERE _o = 0),
-		count(*) FILTER (WHERE _newdel), count(*) FROM merged`).Scan(&st.Written, &keptOld, &st.Deleted, &total); err != nil {
-		return st, err
-	}
-	st.Replaced = oldRows - keptOld
-	rel := path.Join(partDir(t.Name, pt.loc), fmt.Sprintf("b%d-%012d.parquet", pt.bucket, next.Seq))
-	dst := filepath.Join(stage, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return st, err
-	}
-	if _, err := c.ExecContext(ctx, fmt.Sprintf(`COPY (SELECT %s FROM merged ORDER BY %s) TO %s
-		(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)`, cols, quoteList(t.Key), sqlString(dst), p.cfg.rowGroupRows)); err != nil {
-		return st, fmt.Errorf("write %s: %w", rel, err)
-	}
-	if err := syncFile(dst); err != nil {
-		return st, err
-	}
-	fi, err := os.Stat(dst)
+	type counts struct{ written, keptOld, deleted, total int64 }
+	per := map[part]counts{}
+	rows, err := c.QueryContext(ctx, `SELECT _pl, _pb, count(*) FILTER (WHERE _o = 1), count(*) FILTER (WHERE _o = 0),
+		count(*) FILTER (WHERE _newdel), count(*) FROM merged GROUP BY _pl, _pb`)
 	if err != nil {
 		return st, err
 	}
-	next.Tables[t.Name] = append(keep, parquetFile{Path: rel, Location: pt.loc, Bucket: pt.bucket, Rows: total,
-		Bytes: fi.Size(), Seq: next.Seq})
-	next.Pending.Add = append(next.Pending.Add, rel)
-	next.Pending.Remove = append(next.Pending.Remove, old...)
-	return st, nil
+	for rows.Next() {
+		var pt part
+		var n counts
+		if err := rows.Scan(&pt.loc, &pt.bucket, &n.written, &n.keptOld, &n.deleted, &n.total); err != nil {
+			rows.Close()
+			return st, err
+		}
+		per[pt] = n
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return st, err
+	}
+	rows.Close()
+	for _, pt := range parts {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		n, ok := per[pt]
+		if !ok {
+			return st, fmt.Errorf("location %s bucket %d: merge left no row", pt.loc, pt.bucket)
+		}
+		st.Written += n.written
+		st.Deleted += n.deleted
+		st.Replaced += oldRows[pt] - n.keptOld
+		rel := path.Join(partDir(t.Name, pt.loc), fmt.Sprintf("b%d-%012d.parquet", pt.bucket, next.Seq))
+		dst := filepath.Join(stage, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return st, err
+		}
+		if _, err := c.ExecContext(ctx, fmt.Sprintf(`COPY (SELECT %s FROM merged WHERE _pl = %s AND _pb = %d ORDER BY %s) TO %s
+			(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)`, cols, sqlString(pt.loc), pt.bucket, quoteList(t.Key), sqlString(dst), p.cfg.rowGroupRows)); err != nil {
+			return st, fmt.Errorf("write %s: %w", rel, err)
+		}
+		fi, err := os.Stat(dst)
+		if err != nil {
+			return st, err
+		}
+		keep = append(keep, parquetFile{Path: rel, Location: pt.loc, Bucket: pt.bucket, Rows: n.total,
+			Bytes: fi.Size(), Seq: next.Seq})
+		next.Pending.Add = append(next.Pending.Add, rel)
+		next.Pending.Remove = append(next.Pending.Remove, oldFiles[pt]...)
+	}
+	next.Tables[t.Name] = keep
+	_, err = c.ExecContext(ctx, "DROP TABLE merged")
+	return st, err
 }
 
 // writeStaged writes recs to name (an unpublished file of the staging area).
@@ -303,5 +336,5 @@ func writeStaged(name string, schema *arrow.Schema, recs []arrowRecord, cfgs ...
 	if err != nil {
 		return err
 	}
-	return writeParquet(f, schema, recs, cfg)
+	return writeParquetSync(f, schema, recs, cfg, false)
 }

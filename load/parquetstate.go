@@ -147,13 +147,25 @@ func addReconciles(have, add []Reconcile) []Reconcile {
 	return have
 }
 
-// query runs fn on a connection to a fresh in-memory DuckDB.
+// query runs fn on a connection to the sink's in-memory DuckDB, opened at
+// the first query and kept until Close (opening one per commit cost more
+// than a small commit's merge). It holds no data: every query reads the
+// files, and temporary tables live and die with fn's connection.
 func (p *Parquet) query(ctx context.Context, fn func(*sql.Conn) error) error {
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		return err
+	p.dbMu.Lock()
+	if p.db == nil {
+		db, err := sql.Open("duckdb", "")
+		if err != nil {
+			p.dbMu.Unlock()
+			return err
+		}
+		// No idle connections: each fn gets a new one, so the temporary
+		// tables of one query (merged, live, …) never meet the next.
+		db.SetMaxIdleConns(0)
+		p.db = db
 	}
-	defer db.Close()
+	db := p.db
+	p.dbMu.Unlock()
 	c, err := db.Conn(ctx)
 	if err != nil {
 		return err
