@@ -1,4 +1,4 @@
-# contacts-etl — every target needs only Go (1.26+) and gcc (go-duckdb is cgo).
+# contacts-etl — every target needs only Go (1.26+) and gcc (the DuckDB driver is cgo).
 GO      ?= go
 BIN     := bin/contacts-etl
 PKGS    := ./...
@@ -28,6 +28,7 @@ test:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/contacts-etl
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./load
+	$(GO) test -run '^$$' -bench 'Requests' -benchtime 1x -timeout 10m ./pipeline
 	$(MAKE) bench-webhook
 
 ## bench-webhook: events/s the receiver acknowledges durably, and mutation-to-commit latency (p50/p99) with apply every 5s
@@ -39,9 +40,10 @@ bench-webhook:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzContact -fuzztime 60s ./transform
 
-## soak: long end-to-end and crash campaigns
+## soak: long end-to-end and crash campaigns (200 kills of the exporter, 40 of the Parquet publisher, 200 Parquet commits)
 soak:
 	SOAK=1 $(GO) test -run 'Soak|Crash' -timeout 60m ./cmd/contacts-etl
+	SOAK=1 $(GO) test -run 'SIGKILL|ManySmallCommits|Crash' -timeout 30m ./load ./push ./webhook
 
 vet:
 	$(GO) vet $(PKGS)
@@ -51,4 +53,4 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf bin warehouse.duckdb warehouse.duckdb.wal
+	rm -rf bin warehouse.duckdb warehouse.duckdb.wal warehouse.duckdb.lock warehouse.duckdb.inbox
