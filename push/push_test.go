@@ -384,7 +384,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	killAt, _ := strconv.Atoi(os.Getenv("PUSH_CRASH_AT"))
 	e := &env{t: t, base: os.Getenv("PUSH_CRASH_BASE"), path: os.Getenv("PUSH_CRASH_PATH"), loc: os.Getenv("PUSH_CRASH_LOC")}
-	cfg := e.config(AddNote, crashQuery)
+	cfg := e.config(AddNote, crashQuery())
 	n := 0
 	cfg.Hook = func(string) {
 		n++
@@ -397,15 +397,27 @@ func TestCrashChild(t *testing.T) {
 	}
 }
 
-const crashQuery = `SELECT contact_id, 'Crash note ' || contact_id AS body FROM contacts WHERE _deleted_at IS NULL ORDER BY contact_id LIMIT 200`
+// crashActions is the size of the crash test's push: 200, and the issue's
+// 500 under SOAK=1 (make soak).
+func crashActions() int {
+	if os.Getenv("SOAK") != "" {
+		return 500
+	}
+	return 200
+}
+
+func crashQuery() string {
+	return fmt.Sprintf(`SELECT contact_id, 'Crash note ' || contact_id AS body FROM contacts WHERE _deleted_at IS NULL ORDER BY contact_id LIMIT %d`, crashActions())
+}
 
 func TestCrashExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
-	e := newEnv(t, 200)
+	n := crashActions()
+	e := newEnv(t, n)
 	e.srv.SetWriteQuirks(sim.WriteQuirks{ErrorAfterCreate: 0.1})
-	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	r := rand.New(rand.NewPCG(uint64(n), 1))
 	kills := 0
 	for round := 0; round < 5; round++ {
 		at := 1 + r.IntN(60)
@@ -428,11 +440,11 @@ func TestCrashExactlyOnce(t *testing.T) {
 	if kills == 0 {
 		t.Log("no kill landed (every push finished first)")
 	}
-	assertOnce(t, e, "Crash note ", 200)
-	if got := e.strings(`SELECT count(*)::VARCHAR FROM actions WHERE status = 'confirmed'`); got[0] != "200" {
+	assertOnce(t, e, "Crash note ", n)
+	if got := e.strings(`SELECT count(*)::VARCHAR FROM actions WHERE status = 'confirmed'`); got[0] != strconv.Itoa(n) {
 		t.Errorf("actions confirmed: %s", got[0])
 	}
-	if got := e.strings(`SELECT count(*)::VARCHAR FROM notes WHERE content LIKE 'Crash note %'`); got[0] != "200" {
+	if got := e.strings(`SELECT count(*)::VARCHAR FROM notes WHERE content LIKE 'Crash note %'`); got[0] != strconv.Itoa(n) {
 		t.Errorf("warehouse notes after read-back: %s", got[0])
 	}
 	t.Logf("%d of 5 pushes killed; sim writes %+v", kills, e.srv.Writes())
