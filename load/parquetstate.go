@@ -192,24 +192,12 @@ func (p *Parquet) LiveContacts(ctx context.Context, source, location string) (ma
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]int64{}
-	err = p.query(ctx, func(c *sql.Conn) error {
-		rows, err := c.QueryContext(ctx, fmt.Sprintf(`SELECT contact_id, coalesce(epoch_ms(updated_at), 0) FROM (%s)
+	var out map[string]int64
+	err = p.query(ctx, func(c *sql.Conn) (err error) {
+		out, err = idMillis(ctx, c, fmt.Sprintf(`SELECT contact_id, coalesce(epoch_ms(updated_at), 0) FROM (%s)
 			WHERE _deleted_at IS NULL`, p.locationContacts(l, source, location,
 			[]string{"contact_id", "updated_at", whsql.ColLocationID, whsql.ColDeletedAt})))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			var ms int64
-			if err := rows.Scan(&id, &ms); err != nil {
-				return err
-			}
-			out[id] = ms
-		}
-		return rows.Err()
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("live contacts of %s: %w", location, err)

@@ -135,23 +135,11 @@ func readState(ctx context.Context, c *sql.Conn, source string) (*State, error) 
 // warehouse and not soft-deleted, with their updated_at in epoch ms (0
 // when unknown).
 func (d *DuckDB) LiveContacts(ctx context.Context, source, location string) (map[string]int64, error) {
-	out := map[string]int64{}
-	err := d.session(ctx, func(c *sql.Conn) error {
-		rows, err := c.QueryContext(ctx, `SELECT contact_id, coalesce(epoch_ms(updated_at), 0) FROM contacts
+	var out map[string]int64
+	err := d.session(ctx, func(c *sql.Conn) (err error) {
+		out, err = idMillis(ctx, c, `SELECT contact_id, coalesce(epoch_ms(updated_at), 0) FROM contacts
 			WHERE _source = ? AND _location_id = ? AND _deleted_at IS NULL`, source, location)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			var ms int64
-			if err := rows.Scan(&id, &ms); err != nil {
-				return err
-			}
-			out[id] = ms
-		}
-		return rows.Err()
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("live contacts of %s: %w", location, err)
@@ -209,4 +197,24 @@ func (d *DuckDB) LastReconcile(ctx context.Context, source, location string) (ti
 		return time.Time{}, fmt.Errorf("last reconcile of %s: %w", location, err)
 	}
 	return at.Time.UTC(), nil
+}
+
+// idMillis reads a query's (id, epoch ms) rows into a map: the live
+// contacts of either sink.
+func idMillis(ctx context.Context, c *sql.Conn, q string, args ...any) (map[string]int64, error) {
+	rows, err := c.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var ms int64
+		if err := rows.Scan(&id, &ms); err != nil {
+			return nil, err
+		}
+		out[id] = ms
+	}
+	return out, rows.Err()
 }
