@@ -15,7 +15,6 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/auth"
 	"github.com/contacts-etl/contacts-etl/load"
 	"github.com/contacts-etl/contacts-etl/pipeline"
@@ -167,7 +166,8 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 		}
 		j.Locations = append(j.Locations, l)
 	}
-	drainInbox(ctx, cfg, command, clients, zone, log)
+	drainInbox(ctx, cfg, command, &webhook.PipelineApply{Kind: cfg.Warehouse.Type, Path: cfg.Warehouse.Path,
+		Settings: cfg.settings("webhook", zone), Clients: clients, Locked: true, Log: log}, log)
 	log.Info("run started", "run_id", j.Run.ID, "locations", len(cfg.Locations), "warehouse", cfg.Warehouse.Path)
 	res, err := pipeline.Run(ctx, j)
 	log.Info("run finished", "run_id", j.Run.ID, "requests", res.Requests, "duration", res.Duration.Round(time.Millisecond), "ok", err == nil)
@@ -226,19 +226,17 @@ func newTransport(conns int) *http.Transport { return pipeline.NewTransport(conn
 // drainInbox applies the webhook events a `serve` left unapplied in the
 // warehouse's inbox before the run (which holds the run lock). The run is
 // the safety net either way, so a failure here is logged, not fatal.
-func drainInbox(ctx context.Context, cfg Config, command string, clients []*extract.Client, zone *time.Location, log *slog.Logger) {
+func drainInbox(ctx context.Context, cfg Config, command string, apply *webhook.PipelineApply, log *slog.Logger) {
 	if command == "backfill" {
 		return
 	}
 	if st, err := os.Stat(webhook.InboxDir(cfg.Warehouse.Path)); err != nil || !st.IsDir() {
 		return // no serve ever ran here
 	}
-	zones := map[string]*time.Location{}
+	apply.Zones = map[string]*time.Location{}
 	for loc, z := range cfg.TimeZones {
-		zones[loc], _ = time.LoadLocation(z) // validated
+		apply.Zones[loc], _ = time.LoadLocation(z) // validated
 	}
-	apply := &webhook.PipelineApply{Kind: cfg.Warehouse.Type, Path: cfg.Warehouse.Path, Settings: cfg.settings("webhook", zone),
-		Clients: clients, Zones: zones, Locked: true, Log: log}
 	last, err := webhook.Drain(ctx, cfg.Warehouse.Path, cfg.Locations, apply.Apply, log)
 	switch {
 	case errors.Is(err, webhook.ErrBusy):
