@@ -171,26 +171,11 @@ func (s *Server) events(r *http.Request, _ []byte, g *grant) reply {
 // dateUpdated (as a task created by an automation may), and returns its
 // id ("" when the contact is unknown or deleted).
 func (s *Server) AddTaskQuiet(contactID string) string {
-	var id string
-	s.edit(contactID, false, func(c *contact) error {
-		id = s.childID(saltTask)
-		c.kids.tasks = append(c.kids.tasks, api.Task{ID: id, Title: "Quiet follow up", Body: "Added task, contact untouched",
-			AssignedTo: users[2], DueDate: fmtMs(s.nowMs() + 3*dayMs), ContactID: contactID})
-		return nil
-	})
-	return id
+	return s.addTask(contactID, false, "Quiet follow up", "Added task, contact untouched", 3)
 }
 
 // UpdateTaskQuiet applies fn to a task without touching the contact's
 // dateUpdated.
 func (s *Server) UpdateTaskQuiet(contactID, taskID string, fn func(*api.Task)) error {
-	return s.edit(contactID, false, func(c *contact) error {
-		i := slices.IndexFunc(c.kids.tasks, func(t api.Task) bool { return t.ID == taskID })
-		if i < 0 {
-			return ErrNotFound
-		}
-		fn(&c.kids.tasks[i])
-		c.kids.tasks[i].ID, c.kids.tasks[i].ContactID = taskID, contactID
-		return nil
-	})
+	return s.updateTask(contactID, taskID, false, fn)
 }

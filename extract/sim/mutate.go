@@ -115,11 +115,17 @@ func (s *Server) DeleteNote(contactID, noteID string) error {
 // contact is unknown or deleted). Task changes bump the contact's
 // dateUpdated.
 func (s *Server) AddTask(contactID string) string {
+	return s.addTask(contactID, true, "Follow up", "Added task", 7)
+}
+
+// addTask adds an open task due in dueDays, bumping the contact's
+// dateUpdated or not.
+func (s *Server) addTask(contactID string, bump bool, title, body string, dueDays int64) string {
 	var id string
-	s.edit(contactID, true, func(c *contact) error {
+	s.edit(contactID, bump, func(c *contact) error {
 		id = s.childID(saltTask)
-		c.kids.tasks = append(c.kids.tasks, api.Task{ID: id, Title: "Follow up", Body: "Added task",
-			AssignedTo: users[2], DueDate: fmtMs(s.nowMs() + 7*dayMs), ContactID: contactID})
+		c.kids.tasks = append(c.kids.tasks, api.Task{ID: id, Title: title, Body: body,
+			AssignedTo: users[2], DueDate: fmtMs(s.nowMs() + dueDays*dayMs), ContactID: contactID})
 		return nil
 	})
 	return id
@@ -127,7 +133,11 @@ func (s *Server) AddTask(contactID string) string {
 
 // UpdateTask applies fn to a task and bumps the contact's dateUpdated.
 func (s *Server) UpdateTask(contactID, taskID string, fn func(*api.Task)) error {
-	return s.edit(contactID, true, func(c *contact) error {
+	return s.updateTask(contactID, taskID, true, fn)
+}
+
+func (s *Server) updateTask(contactID, taskID string, bump bool, fn func(*api.Task)) error {
+	return s.edit(contactID, bump, func(c *contact) error {
 		i := slices.IndexFunc(c.kids.tasks, func(t api.Task) bool { return t.ID == taskID })
 		if i < 0 {
 			return ErrNotFound
