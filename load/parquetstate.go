@@ -219,23 +219,13 @@ func (p *Parquet) SweepCandidates(ctx context.Context, source, location string, 
 		if err := c.QueryRowContext(ctx, `SELECT count(*) FROM live`).Scan(&live); err != nil {
 			return err
 		}
-		rows, err := c.QueryContext(ctx, fmt.Sprintf(`SELECT k.contact_id FROM live k
+		// Ordered by an expression, as on DuckDB: see (*DuckDB).SweepCandidates.
+		ids, err = idList(ctx, c, fmt.Sprintf(`SELECT k.contact_id FROM live k
 			LEFT JOIN (SELECT * FROM (%s) WHERE source = ? AND location_id = ?) s ON s.contact_id = k.contact_id
 			WHERE s.swept_at IS NULL OR epoch_ms(s.swept_at) < ?
-			ORDER BY s.swept_at NULLS FIRST, k.contact_id LIMIT ?`, p.sweepsSelect(l.Sweeps, false)),
+			ORDER BY coalesce(epoch_us(s.swept_at), -1), k.contact_id LIMIT ?`, p.sweepsSelect(l.Sweeps, false)),
 			source, location, sweptBefore.UnixMilli(), n)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			ids = append(ids, id)
-		}
-		return rows.Err()
+		return err
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("sweep candidates of %s: %w", location, err)

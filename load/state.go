@@ -161,23 +161,13 @@ func (d *DuckDB) SweepCandidates(ctx context.Context, source, location string, n
 			source, location).Scan(&live); err != nil {
 			return err
 		}
-		rows, err := c.QueryContext(ctx, `SELECT k.contact_id FROM contacts k
+		var err error
+		ids, err = idList(ctx, c, `SELECT k.contact_id FROM contacts k
 			LEFT JOIN sweeps s ON s.source = k._source AND s.location_id = k._location_id AND s.contact_id = k.contact_id
 			WHERE k._source = ? AND k._location_id = ? AND k._deleted_at IS NULL
 			AND (s.swept_at IS NULL OR epoch_ms(s.swept_at) < ?)
 			ORDER BY coalesce(epoch_us(s.swept_at), -1), k.contact_id LIMIT ?`, source, location, sweptBefore.UnixMilli(), n)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			ids = append(ids, id)
-		}
-		return rows.Err()
+		return err
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("sweep candidates of %s: %w", location, err)
@@ -217,4 +207,22 @@ func idMillis(ctx context.Context, c *sql.Conn, q string, args ...any) (map[stri
 		out[id] = ms
 	}
 	return out, rows.Err()
+}
+
+// idList reads a query's single id column.
+func idList(ctx context.Context, c *sql.Conn, q string, args ...any) ([]string, error) {
+	rows, err := c.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
