@@ -97,7 +97,24 @@ type Client struct {
 	patience    time.Duration
 	sleep       func(context.Context, time.Duration) error
 	now         func() time.Time
+	observe     func(Exchange)
 }
+
+// Exchange describes one API call as it ended (after its retries): what
+// was asked and how it was answered. It never holds a request header, so
+// no token.
+type Exchange struct {
+	Method, Path, Query string
+	Body                []byte // the request body (search filters), nil for a GET
+	Status              int    // the last answer's HTTP status; 0 when none came
+	At                  time.Time
+	Took                time.Duration
+	Attempts            int
+}
+
+// WithObserver makes the client call fn after every call it makes (from
+// the calling goroutine; fn must be safe for concurrent use).
+func WithObserver(fn func(Exchange)) Option { return func(c *Client) { c.observe = fn } }
 
 // Option configures a Client.
 type Option func(*Client)
@@ -160,10 +177,9 @@ func (c *Client) Stats() *Counters { return c.stats }
 
 // do sends one API call with retries and returns the body of a 2xx answer.
 // GETs and the read-only search are safe to repeat.
-func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any) ([]byte, error) {
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any) (_ []byte, err error) {
 	var payload []byte
 	if body != nil {
-		var err error
 		if payload, err = json.Marshal(body); err != nil {
 			return nil, fmt.Errorf("encode %s body: %w", path, err)
 		}
@@ -173,8 +189,25 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	u.RawQuery = query.Encode()
 	attempt, limited := 0, 0 // failed attempts; 429s waited out
 	var limitedSince time.Time
+	if c.observe != nil {
+		began := time.Now()
+		defer func() {
+			x := Exchange{Method: method, Path: path, Query: u.RawQuery, Body: payload, At: began.UTC(),
+				Took: time.Since(began), Attempts: attempt + limited + 1}
+			var herr *api.HTTPError
+			switch {
+			case errors.As(err, &herr):
+				x.Status = herr.Status
+			case err == nil:
+				x.Status = http.StatusOK
+			}
+			c.observe(x)
+		}()
+	}
 	for {
-		b, retryAfter, err := c.once(ctx, method, u.String(), path, payload)
+		var b []byte
+		var retryAfter time.Duration
+		b, retryAfter, err = c.once(ctx, method, u.String(), path, payload)
 		if err == nil {
 			c.gov.Success()
 			return b, nil

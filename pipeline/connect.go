@@ -28,6 +28,9 @@ type ClientOptions struct {
 	DailyReserve extract.Reserve
 	MaxRetries   int   // per request
 	RetryBudget  int64 // per run, shared by every location (0: no limit)
+	// Observe, if set, gives each location's client a request observer
+	// (e.g. Archive.Observer).
+	Observe func(location string) func(extract.Exchange)
 }
 
 // Clients returns one client per location, each with its own rate
@@ -45,7 +48,11 @@ func Clients(locations []string, sources map[string]oauth2.TokenSource, o Client
 		}
 		hc := &http.Client{Transport: auth.NewTransport(ts, base), Timeout: extract.DefaultTimeout}
 		gov := extract.NewRateGovernor(o.RateMax, o.RateInterval, extract.WithDailyReserve(o.DailyReserve))
-		c, err := extract.NewClient(o.BaseURL, loc, hc, extract.WithGovernor(gov), extract.WithRetries(o.MaxRetries, retries))
+		opts := []extract.Option{extract.WithGovernor(gov), extract.WithRetries(o.MaxRetries, retries)}
+		if o.Observe != nil {
+			opts = append(opts, extract.WithObserver(o.Observe(loc)))
+		}
+		c, err := extract.NewClient(o.BaseURL, loc, hc, opts...)
 		if err != nil {
 			return nil, err
 		}

@@ -70,6 +70,9 @@ type Job struct {
 	// Progress, if set, is called after every commit (from the committing
 	// location's goroutine, one call at a time).
 	Progress func(Progress)
+	// Archive, if set, keeps the raw records the run reads (see Archive);
+	// each location's lines are fsynced before the commits they cover.
+	Archive *Archive
 }
 
 // Location is one location's client and how its data is read.
@@ -135,6 +138,9 @@ type runner struct {
 	zones    map[string]ZoneInfo
 	zoneOf   map[string]*time.Location
 	progress sync.Mutex // one Progress call at a time
+	// now is the committer's clock (deletes, sweeps, retries); a remap
+	// replays the archive's times.
+	now func() time.Time
 }
 
 // Run executes the job: one pipeline per location, Workers at once.
@@ -157,12 +163,22 @@ func Run(ctx context.Context, j Job) (Result, error) {
 		j.Run.StartedAt = time.Now()
 	}
 	j.Run.StartedAt = j.Run.StartedAt.UTC()
-	r := &runner{Job: j, counts: transform.Counts{}, zones: map[string]ZoneInfo{}, zoneOf: map[string]*time.Location{}}
+	r := newRunner(j)
 	return r.execute(ctx)
+}
+
+func newRunner(j Job) *runner {
+	return &runner{Job: j, counts: transform.Counts{}, zones: map[string]ZoneInfo{}, zoneOf: map[string]*time.Location{},
+		now: func() time.Time { return time.Now().UTC() }}
 }
 
 func (j *runner) execute(ctx context.Context) (res Result, err error) {
 	start := time.Now()
+	if j.Archive != nil {
+		if err := j.Archive.begin(j.Run, j.Options, j.Transform.BatchRows); err != nil {
+			return res, err
+		}
+	}
 	st, err := j.Sink.Start(ctx, j.Run)
 	if err != nil {
 		return res, fmt.Errorf("start run: %w", err)
@@ -211,6 +227,12 @@ func (j *runner) execute(ctx context.Context) (res Result, err error) {
 		if quota.only(err) {
 			rr.Outcome = "partial"
 			err = fmt.Errorf("%w: %w", ErrPartial, err)
+		}
+	}
+	if j.Archive != nil {
+		if aerr := j.Archive.end(rr); aerr != nil {
+			err = errors.Join(err, aerr)
+			rr.Outcome, rr.Error = "failed", err.Error()
 		}
 	}
 	// Record the outcome even when ctx was cancelled (an interrupt).
@@ -429,11 +451,42 @@ func unchanged(known map[string]int64) func(string, json.RawMessage) bool {
 // pipe runs produce → transform → committer for one location and commits
 // what the marks cover, also after a failure.
 func (j *runner) pipe(ctx context.Context, l Location, cm *committer, produce func(context.Context, chan<- api.Record) error) error {
-	tc := j.Transform
 	zone, err := j.zone(ctx, l) // asked once per location, when it reads
 	if err != nil {
 		return err
 	}
+	if a := j.Archive; a != nil {
+		kind := "windows"
+		if cm.wins == nil {
+			kind = "records"
+		}
+		a.pipe(cm.loc, kind, cm.wins, cm.watermark, cm.pending, zone)
+		inner := produce
+		produce = func(ctx context.Context, out chan<- api.Record) error {
+			tee := make(chan api.Record, 64)
+			errc := make(chan error, 1)
+			go func() {
+				defer close(tee)
+				errc <- inner(ctx, tee)
+			}()
+			var sendErr error
+			for r := range tee {
+				if sendErr != nil {
+					continue // drain
+				}
+				a.record(cm.loc, r) // before transform sees it: a commit never covers an unarchived record
+				sendErr = sendRecord(ctx, out, r)
+			}
+			return errors.Join(<-errc, sendErr)
+		}
+	}
+	return j.flow(ctx, zone, cm, produce)
+}
+
+// flow runs produce → transform → committer, with zone-less times read in
+// zone.
+func (j *runner) flow(ctx context.Context, zone *time.Location, cm *committer, produce func(context.Context, chan<- api.Record) error) error {
+	tc := j.Transform
 	records := make(chan api.Record, 1024)
 	batches := make(chan transform.Batch, 8)
 	exCtx, cancelEx := context.WithCancel(ctx)
@@ -524,7 +577,7 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 	m := b.Mark
 	c.rejected(m, b.Rejected)
 	if len(m.Gone) > 0 {
-		c.deletes = append(c.deletes, goneDeletes(c.j.Run.Source, m.Gone, time.Now().UTC())...)
+		c.deletes = append(c.deletes, goneDeletes(c.j.Run.Source, m.Gone, c.j.now())...)
 	}
 	if c.cov == nil {
 		c.cov = map[string][]arrow.RecordBatch{}
@@ -586,7 +639,7 @@ func (c *committer) flush(ctx context.Context) error {
 	cm := &load.Commit{RunID: c.j.Run.ID, Records: c.cov, Watermarks: c.marks, Windows: dedupWindows(c.state),
 		Retries: c.retries, RetriesDone: c.retried, Deletes: c.deletes}
 	if len(c.swept) > 0 {
-		cm.Swept = []load.Swept{{Source: c.j.Run.Source, LocationID: c.loc, ContactIDs: c.swept, At: time.Now().UTC(), RunID: c.j.Run.ID}}
+		cm.Swept = []load.Swept{{Source: c.j.Run.Source, LocationID: c.loc, ContactIDs: c.swept, At: c.j.now(), RunID: c.j.Run.ID}}
 	}
 	start := time.Now()
 	c.j.Log.Debug("commit start", "location", c.loc, "rows", c.covRows)
@@ -617,7 +670,7 @@ func (c *committer) reconcile(ctx context.Context, listed []string) error {
 		gone = append(gone, id)
 	}
 	slices.Sort(gone)
-	now := time.Now().UTC()
+	now := c.j.now()
 	src := c.j.Run.Source
 	cm := &load.Commit{RunID: c.j.Run.ID, Reconciled: []load.Reconcile{{Source: src, LocationID: c.loc, At: c.j.Run.StartedAt,
 		RunID: c.j.Run.ID, Listed: len(listed), Deleted: len(gone)}}}
@@ -654,7 +707,7 @@ func (c *committer) rejected(m *api.Mark, rs []transform.Rejected) {
 	if c.j.Options.RetryAttempts <= 0 || m.Resource == markReconcile || m.Resource == markFirstLoad {
 		return
 	}
-	now := time.Now().UTC()
+	now := c.j.now()
 	again := map[string]bool{}
 	for _, r := range rs {
 		if r.ContactID == "" {
@@ -679,6 +732,11 @@ func (c *committer) rejected(m *api.Mark, rs []transform.Rejected) {
 // commit hands cm to the sink (one commit at a time across locations) and,
 // when it succeeded, counts its rows as committed.
 func (j *runner) commit(ctx context.Context, cm *load.Commit, c *committer) error {
+	if j.Archive != nil {
+		if err := j.Archive.sync(c.loc); err != nil {
+			return err
+		}
+	}
 	j.mu.Lock()
 	err := j.Sink.Commit(ctx, cm)
 	if err == nil {

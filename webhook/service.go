@@ -32,6 +32,8 @@ type PipelineApply struct {
 	// draining the inbox); Apply then does not take it.
 	Locked bool
 	Log    *slog.Logger
+	// Archive, if set, archives the apply's runs like a scheduled run's.
+	Archive *pipeline.Archive
 }
 
 // Apply is an ApplyFunc.
@@ -65,6 +67,7 @@ func (p *PipelineApply) Apply(ctx context.Context, targets map[string][]string) 
 	s.Command = CommandWebhook
 	s.Options.TargetsOnly = true
 	j := pipeline.NewJob(s, locs, sink, log)
+	j.Archive = p.Archive
 	_, err = pipeline.Run(ctx, j)
 	return j.Run.ID, err
 }

@@ -30,6 +30,8 @@ type Config struct {
 		Type string `yaml:"type"` // duckdb | parquet
 		Path string `yaml:"path"`
 	} `yaml:"warehouse"`
+	// Archive is the folder of the raw archive (see `remap`); "" keeps none.
+	Archive         string `yaml:"archive"`
 	Concurrency     int    `yaml:"concurrency"`          // child requests in flight per location
 	LocationWorkers int    `yaml:"location_concurrency"` // locations read at once
 	PageLimit       int    `yaml:"page_limit"`
@@ -204,6 +206,7 @@ func registerRunFlags(fs *flag.FlagSet, c *Config) {
 	fs.Var(listFlag{&c.Locations}, "locations", "comma-separated location ids to export")
 	fs.StringVar(&c.Warehouse.Type, "warehouse-type", c.Warehouse.Type, "warehouse kind: duckdb or parquet")
 	fs.StringVar(&c.Warehouse.Path, "warehouse", c.Warehouse.Path, "DuckDB file (duckdb) or output directory (parquet)")
+	fs.StringVar(&c.Archive, "archive", c.Archive, "keep the raw records each run reads, compressed, in this folder (e.g. warehouse.archive) so `remap` can rebuild the tables without the API")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "child requests (tasks, notes, appointments) in flight per location")
 	fs.IntVar(&c.LocationWorkers, "location-concurrency", c.LocationWorkers, "locations exported at once")
 	fs.IntVar(&c.PageLimit, "page-limit", c.PageLimit, "contacts per search page (max 500)")

@@ -51,6 +51,7 @@ var commands = map[string]command{
 	"check":    {"test the connection: tokens, scopes, location access, rate-limit headroom", cmdCheck},
 	"serve":    {"receive signed webhooks into an inbox and apply them as targeted runs", cmdServe},
 	"query":    {"run a SELECT over the warehouse, read-only (table, csv, json or parquet)", cmdQuery},
+	"remap":    {"rebuild the warehouse's tables from the raw archive (--archive) with no API request, e.g. after a mapping change", cmdRemap},
 	"report":   {"write a self-contained HTML page of the last runs (requests, rows, waits, 429s)", cmdReport},
 }
 

@@ -130,7 +130,13 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 	if err != nil {
 		return pipeline.Result{}, usageError{fmt.Errorf("naive time zone: %w", err)}
 	}
-	clients, err := pipeline.Clients(cfg.Locations, sources, cfg.clientOptions())
+	var archive *pipeline.Archive
+	co := cfg.clientOptions()
+	if cfg.Archive != "" {
+		archive = pipeline.NewArchive(cfg.Archive)
+		co.Observe = archive.Observer
+	}
+	clients, err := pipeline.Clients(cfg.Locations, sources, co)
 	if err != nil {
 		return pipeline.Result{}, usageError{err}
 	}
@@ -146,6 +152,7 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 	defer unlock()
 	j := pipeline.NewJob(cfg.settings(command, zone), nil, sink, log)
 	j.Progress = progressFunc(ctx) // the terminal's progress display, if any
+	j.Archive = archive
 	unusable := map[string]auth.Unusable{}
 	for _, u := range auth.CheckUsable(sources) {
 		unusable[u.Location] = u
@@ -167,7 +174,7 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 		j.Locations = append(j.Locations, l)
 	}
 	drainInbox(ctx, cfg, command, &webhook.PipelineApply{Kind: cfg.Warehouse.Type, Path: cfg.Warehouse.Path,
-		Settings: cfg.settings("webhook", zone), Clients: clients, Locked: true, Log: log}, log)
+		Settings: cfg.settings("webhook", zone), Clients: clients, Locked: true, Log: log, Archive: archive}, log)
 	log.Info("run started", "run_id", j.Run.ID, "locations", len(cfg.Locations), "warehouse", cfg.Warehouse.Path)
 	res, err := pipeline.Run(ctx, j)
 	log.Info("run finished", "run_id", j.Run.ID, "requests", res.Requests, "duration", res.Duration.Round(time.Millisecond), "ok", err == nil)

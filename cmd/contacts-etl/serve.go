@@ -67,7 +67,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	clients, err := pipeline.Clients(cfg.Locations, sources, cfg.clientOptions())
+	var archive *pipeline.Archive
+	co := cfg.clientOptions()
+	if cfg.Archive != "" {
+		archive = pipeline.NewArchive(cfg.Archive)
+		co.Observe = archive.Observer
+	}
+	clients, err := pipeline.Clients(cfg.Locations, sources, co)
 	if err != nil {
 		return usageError{err}
 	}
@@ -84,7 +90,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{err}
 	}
-	apply := &webhook.PipelineApply{Kind: cfg.Warehouse.Type, Path: cfg.Warehouse.Path, Settings: cfg.settings("webhook", zone),
+	apply := &webhook.PipelineApply{Kind: cfg.Warehouse.Type, Path: cfg.Warehouse.Path, Settings: cfg.settings("webhook", zone), Archive: archive,
 		Clients: clients, Zones: zones, Log: log}
 	svc := &webhook.Service{
 		Receiver:   webhook.NewReceiver(in, webhook.ReceiverOptions{Keys: keys, MaxBody: sf.maxBody, Log: log}),
