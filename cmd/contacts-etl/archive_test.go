@@ -90,12 +90,12 @@ func TestRemapInPlaceAndUnarchivedRun(t *testing.T) {
 	cfg.Source, cfg.Warehouse.Path, cfg.Archive = "sim", path, archive
 	ctx, log := context.Background(), newLogger(io.Discard, "error")
 
-	if _, err := testExport(t, srv, base, path, nil); err != nil { // not archived
+	if _, err := testExport(t, srv, base, path, incTweak(1, nil)); err != nil { // not archived
 		t.Fatal(err)
 	}
 	first := lastRunID(t, path)
 	srv.Mutate(0.05, 5)
-	if _, err := testExport(t, srv, base, path, func(c *Config) { c.Archive = archive }); err != nil {
+	if _, err := testExport(t, srv, base, path, incTweak(1, func(c *Config) { c.Archive = archive })); err != nil {
 		t.Fatal(err)
 	}
 	_, err := remap(ctx, cfg, "", log)
@@ -113,7 +113,7 @@ func TestRemapInPlaceAndUnarchivedRun(t *testing.T) {
 		if i > 0 {
 			srv.Mutate(0.05, 6)
 		}
-		if _, err := testExport(t, srv, base, path2, func(c *Config) { c.Archive = archive2 }); err != nil {
+		if _, err := testExport(t, srv, base, path2, incTweak(1, func(c *Config) { c.Archive = archive2 })); err != nil {
 			t.Fatal(err)
 		}
 	}

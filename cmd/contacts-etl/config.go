@@ -26,6 +26,9 @@ type Config struct {
 	BaseURL   string   `yaml:"base_url"`
 	Locations []string `yaml:"locations"`
 	Auth      Auth     `yaml:"auth"`
+	// Sources, when set, replace source, base_url, locations and auth:
+	// every source is exported into the one warehouse by each run.
+	Sources   []SourceConfig `yaml:"sources"`
 	Warehouse struct {
 		Type string `yaml:"type"` // duckdb | parquet
 		Path string `yaml:"path"`
@@ -52,6 +55,75 @@ type Config struct {
 	MaxRetries   int             `yaml:"max_retries"`
 	RetryBudget  int64           `yaml:"retry_budget"`
 	DailyReserve extract.Reserve `yaml:"daily_reserve"`
+}
+
+// SourceConfig is one account or API host of a warehouse with several
+// sources. Its auth is the top-level auth with the fields set here
+// replacing it (give each source its own token_file or token env); zero
+// rate settings take the top-level ones.
+type SourceConfig struct {
+	Name         string            `yaml:"name"`
+	BaseURL      string            `yaml:"base_url"`
+	Auth         Auth              `yaml:"auth"`
+	Locations    []string          `yaml:"locations"`
+	TimeZones    map[string]string `yaml:"time_zones"`
+	RateMax      int               `yaml:"rate_max"`
+	RateInterval time.Duration     `yaml:"rate_interval"`
+	Concurrency  int               `yaml:"concurrency"`
+}
+
+// sourceConfigs returns one Config per source: c itself when no sources
+// are listed (the single-source form), else c with each source's settings.
+func (c Config) sourceConfigs() []Config {
+	if len(c.Sources) == 0 {
+		return []Config{c}
+	}
+	out := make([]Config, 0, len(c.Sources))
+	for _, s := range c.Sources {
+		sc := c
+		sc.Sources = nil
+		sc.Source, sc.Locations, sc.TimeZones = s.Name, s.Locations, s.TimeZones
+		if s.BaseURL != "" {
+			sc.BaseURL = s.BaseURL
+		}
+		sc.Auth = mergeAuth(c.Auth, s.Auth)
+		if s.RateMax > 0 {
+			sc.RateMax = s.RateMax
+		}
+		if s.RateInterval > 0 {
+			sc.RateInterval = s.RateInterval
+		}
+		if s.Concurrency > 0 {
+			sc.Concurrency = s.Concurrency
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+// mergeAuth is base with every field over sets.
+func mergeAuth(base, over Auth) Auth {
+	str := func(b *string, o string) {
+		if o != "" {
+			*b = o
+		}
+	}
+	str(&base.Type, over.Type)
+	str(&base.ClientID, over.ClientID)
+	str(&base.ClientSecretEnv, over.ClientSecretEnv)
+	str(&base.ClientSecretFile, over.ClientSecretFile)
+	str(&base.TokenFile, over.TokenFile)
+	str(&base.RefreshTokenEnv, over.RefreshTokenEnv)
+	str(&base.StaticTokenEnv, over.StaticTokenEnv)
+	str(&base.StaticTokenFile, over.StaticTokenFile)
+	str(&base.AuthorizeURL, over.AuthorizeURL)
+	str(&base.TokenURL, over.TokenURL)
+	str(&base.RedirectURL, over.RedirectURL)
+	str(&base.CompanyID, over.CompanyID)
+	if over.Scopes != nil {
+		base.Scopes = over.Scopes
+	}
+	return base
 }
 
 // Auth says how requests are authorised. Secrets are read from the named
@@ -244,6 +316,9 @@ func (c Config) clientOptions() pipeline.ClientOptions {
 }
 
 func (c *Config) validate() error {
+	if len(c.Sources) > 0 {
+		return c.validateSources()
+	}
 	var errs []error
 	if c.MaxRetries < 0 || c.RetryBudget < 0 {
 		errs = append(errs, errors.New("max retries and retry budget must not be negative"))
@@ -289,6 +364,31 @@ func (c *Config) validate() error {
 	}
 	if err := c.Incremental.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// validateSources checks a config with sources: each source as a
+// single-source config, and names unique.
+func (c *Config) validateSources() error {
+	var errs []error
+	if len(c.Locations) > 0 {
+		errs = append(errs, errors.New("locations and sources are both set: list each source's locations under it"))
+	}
+	seen := map[string]bool{}
+	for i, sc := range c.sourceConfigs() {
+		name := sc.Source
+		if name == "" {
+			errs = append(errs, fmt.Errorf("source %d has no name", i+1))
+			continue
+		}
+		if seen[name] {
+			errs = append(errs, fmt.Errorf("source %q is listed twice", name))
+		}
+		seen[name] = true
+		if err := sc.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("source %s: %w", name, err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -73,12 +73,19 @@ func exportReported(ctx context.Context, cfg Config, command string, rf reportFl
 		return err
 	}
 	log := newReportLogger(stderr, cfg.LogLevel, rf.LogFormat)
-	sources, err := tokenSources(ctx, cfg)
-	if err != nil {
-		return err
+	var srcs []sourceRun
+	for _, sc := range cfg.sourceConfigs() {
+		tokens, err := tokenSources(ctx, sc)
+		if err != nil {
+			if len(cfg.Sources) > 0 {
+				return fmt.Errorf("source %s: %w", sc.Source, err)
+			}
+			return err
+		}
+		srcs = append(srcs, sourceRun{sc, tokens})
 	}
 	pd := newProgressDisplay(stderr) // nil (silent) unless stderr is a terminal
-	res, err := export(withProgress(ctx, pd), cfg, command, sources, log)
+	res, err := exportSources(withProgress(ctx, pd), cfg, command, srcs, log)
 	pd.close()
 	printSummary(stdout, cfg, res)
 	if err == nil && res.Rows["rejects"] > 0 {

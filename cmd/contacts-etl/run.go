@@ -15,9 +15,11 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/auth"
 	"github.com/contacts-etl/contacts-etl/load"
 	"github.com/contacts-etl/contacts-etl/pipeline"
+	"github.com/contacts-etl/contacts-etl/transform"
 	"github.com/contacts-etl/contacts-etl/webhook"
 )
 
@@ -123,22 +125,41 @@ func tokenSources(ctx context.Context, cfg Config) (map[string]oauth2.TokenSourc
 	return nil, usageError{fmt.Errorf("auth type %q is not supported (want oauth, agency or static)", cfg.Auth.Type)}
 }
 
-// export runs one job over the configured locations: everything is
-// checked before the run lock is taken, so a refused run leaves nothing.
+// sourceRun is one source of a run: its config (see Config.sourceConfigs)
+// and a token source per location.
+type sourceRun struct {
+	cfg    Config
+	tokens map[string]oauth2.TokenSource
+}
+
+// export runs one job over the configured locations of one source.
 func export(ctx context.Context, cfg Config, command string, sources map[string]oauth2.TokenSource, log *slog.Logger) (pipeline.Result, error) {
+	return exportSources(ctx, cfg, command, []sourceRun{{cfg, sources}}, log)
+}
+
+// exportSources runs one job per source into cfg's warehouse, one source
+// after the other under one run lock, each source's locations read with
+// their own clients and governors. Everything is checked before the lock is
+// taken, so a refused run leaves nothing. With several sources, a source
+// that fails makes the run partial (ErrPartial); the others' commits stay.
+func exportSources(ctx context.Context, cfg Config, command string, srcs []sourceRun, log *slog.Logger) (pipeline.Result, error) {
 	zone, err := time.LoadLocation(cfg.NaiveTimeZone)
 	if err != nil {
 		return pipeline.Result{}, usageError{fmt.Errorf("naive time zone: %w", err)}
 	}
 	var archive *pipeline.Archive
-	co := cfg.clientOptions()
 	if cfg.Archive != "" {
 		archive = pipeline.NewArchive(cfg.Archive)
-		co.Observe = archive.Observer
 	}
-	clients, err := pipeline.Clients(cfg.Locations, sources, co)
-	if err != nil {
-		return pipeline.Result{}, usageError{err}
+	clients := make([][]*extract.Client, len(srcs))
+	for i, s := range srcs {
+		co := s.cfg.clientOptions()
+		if archive != nil {
+			co.Observe = archive.Observer
+		}
+		if clients[i], err = pipeline.Clients(s.cfg.Locations, s.tokens, co); err != nil {
+			return pipeline.Result{}, usageError{fmt.Errorf("source %s: %w", s.cfg.Source, err)}
+		}
 	}
 	sink, err := pipeline.OpenSink(cfg.Warehouse.Type, cfg.Warehouse.Path, load.WithLogger(log))
 	if err != nil {
@@ -150,6 +171,55 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 		return pipeline.Result{}, err
 	}
 	defer unlock()
+	if len(srcs) == 1 {
+		return exportSource(ctx, srcs[0], clients[0], command, zone, sink, archive, log)
+	}
+	total := pipeline.Result{Rows: transform.Counts{}, Stopped: map[string]error{}, Zones: map[string]pipeline.ZoneInfo{}}
+	var errs []error
+	for i, s := range srcs {
+		if ctx.Err() != nil {
+			errs = append(errs, fmt.Errorf("source %s: %w", s.cfg.Source, ctx.Err()))
+			break
+		}
+		res, err := exportSource(ctx, s, clients[i], command, zone, sink, archive, log.With("source", s.cfg.Source))
+		addResult(&total, res, s.cfg.Source)
+		if err != nil {
+			log.Error("source failed; the other sources go on", "source", s.cfg.Source, "err", err)
+			errs = append(errs, fmt.Errorf("source %s: %v", s.cfg.Source, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		if len(errs) < len(srcs) || errors.Is(err, pipeline.ErrPartial) {
+			return total, fmt.Errorf("%w: %w", pipeline.ErrPartial, err)
+		}
+		return total, err
+	}
+	return total, nil
+}
+
+// addResult adds a source's result to total; stopped locations and zones
+// are named source/location.
+func addResult(total *pipeline.Result, res pipeline.Result, source string) {
+	for t, n := range res.Rows {
+		total.Rows[t] += n
+	}
+	total.Requests += res.Requests
+	total.Retries += res.Retries
+	total.Limited += res.Limited
+	total.Commits += res.Commits
+	total.Duration += res.Duration
+	for l, e := range res.Stopped {
+		total.Stopped[source+"/"+l] = e
+	}
+	for l, z := range res.Zones {
+		total.Zones[source+"/"+l] = z
+	}
+}
+
+// exportSource runs one source's job; the caller holds the run lock.
+func exportSource(ctx context.Context, s sourceRun, clients []*extract.Client, command string, zone *time.Location,
+	sink load.Sink, archive *pipeline.Archive, log *slog.Logger) (pipeline.Result, error) {
+	cfg, sources := s.cfg, s.tokens
 	j := pipeline.NewJob(cfg.settings(command, zone), nil, sink, log)
 	j.Progress = progressFunc(ctx) // the terminal's progress display, if any
 	j.Archive = archive
@@ -175,7 +245,7 @@ func export(ctx context.Context, cfg Config, command string, sources map[string]
 	}
 	drainInbox(ctx, cfg, command, &webhook.PipelineApply{Kind: cfg.Warehouse.Type, Path: cfg.Warehouse.Path,
 		Settings: cfg.settings("webhook", zone), Clients: clients, Locked: true, Log: log, Archive: archive}, log)
-	log.Info("run started", "run_id", j.Run.ID, "locations", len(cfg.Locations), "warehouse", cfg.Warehouse.Path)
+	log.Info("run started", "run_id", j.Run.ID, "source", cfg.Source, "locations", len(cfg.Locations), "warehouse", cfg.Warehouse.Path)
 	res, err := pipeline.Run(ctx, j)
 	log.Info("run finished", "run_id", j.Run.ID, "requests", res.Requests, "duration", res.Duration.Round(time.Millisecond), "ok", err == nil)
 	return res, err
