@@ -95,6 +95,9 @@ func cmdAuthReconnect(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
+	if cfg, err = cfg.single("auth reconnect"); err != nil {
+		return err
+	}
 	st, opt, err := authStore(cfg)
 	if err != nil {
 		return err
@@ -138,6 +141,9 @@ func cmdAuthLogin(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.DurationVar(&timeout, "timeout", timeout, "how long to wait for each callback")
 	})
 	if err != nil {
+		return err
+	}
+	if cfg, err = cfg.single("auth login"); err != nil {
 		return err
 	}
 	if userType == "" {

@@ -36,15 +36,20 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.validate(); err != nil {
 		return usageError{err}
 	}
-	sources, err := tokenSources(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
 	ok := true
-	for _, loc := range cfg.Locations {
-		c := &checker{ctx: ctx, w: stdout, cfg: cfg, loc: loc, base: base, version: version, src: sources[loc]}
-		ok = c.run() && ok
+	for _, sc := range cfg.sourceConfigs() {
+		if len(cfg.Sources) > 0 {
+			fmt.Fprintf(stdout, "source %s (%s)\n", sc.Source, sc.BaseURL)
+		}
+		sources, err := tokenSources(ctx, sc)
+		if err != nil {
+			return err
+		}
+		base := strings.TrimRight(sc.BaseURL, "/")
+		for _, loc := range sc.Locations {
+			c := &checker{ctx: ctx, w: stdout, cfg: sc, loc: loc, base: base, version: version, src: sources[loc]}
+			ok = c.run() && ok
+		}
 	}
 	if !ok {
 		return errCheckFailed

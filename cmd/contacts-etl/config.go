@@ -392,3 +392,19 @@ func (c *Config) validateSources() error {
 	}
 	return errors.Join(errs...)
 }
+
+// single returns the config of the one source a command works on: c
+// itself, or with sources the one --source names.
+func (c Config) single(command string) (Config, error) {
+	if len(c.Sources) == 0 {
+		return c, nil
+	}
+	var names []string
+	for _, sc := range c.sourceConfigs() {
+		if sc.Source == c.Source {
+			return sc, nil
+		}
+		names = append(names, sc.Source)
+	}
+	return c, usageError{fmt.Errorf("%s works on one source: the config lists %s; pick one with --source", command, strings.Join(names, ", "))}
+}

@@ -22,12 +22,22 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	sources, err := tokenSources(ctx, cfg)
-	if err != nil {
-		return err
+	for i, sc := range cfg.sourceConfigs() {
+		if len(cfg.Sources) > 0 {
+			if i > 0 {
+				fmt.Fprintln(stdout)
+			}
+			fmt.Fprintf(stdout, "source %s\n", sc.Source)
+		}
+		sources, err := tokenSources(ctx, sc)
+		if err != nil {
+			return err
+		}
+		if _, err = plan(ctx, sc, sources, stdout); err != nil {
+			return err
+		}
 	}
-	_, err = plan(ctx, cfg, sources, stdout)
-	return err
+	return nil
 }
 
 // plan probes each location with one or two one-contact searches and prints

@@ -30,6 +30,9 @@ func cmdPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if cfg, err = cfg.single("push"); err != nil {
+		return err
+	}
 	if (query == "") == (file == "") {
 		return usageError{fmt.Errorf("give the query with exactly one of --sql and --sql-file")}
 	}

@@ -41,6 +41,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if cfg, err = cfg.single("serve"); err != nil {
+		return err
+	}
 	if sf.applyEvery <= 0 {
 		return usageError{errors.New("--apply-every must be positive")}
 	}

@@ -29,11 +29,16 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError{err}
 	}
 	defer sink.Close(context.WithoutCancel(ctx))
-	st, err := sink.Status(ctx, cfg.Source)
-	if err != nil {
-		return err
+	for i, sc := range cfg.sourceConfigs() {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		st, err := sink.Status(ctx, sc.Source)
+		if err != nil {
+			return err
+		}
+		printStatus(stdout, sc, st)
 	}
-	printStatus(stdout, cfg, st)
 	if in, err := webhook.Status(cfg.Warehouse.Path); err != nil {
 		fmt.Fprintf(stdout, "\nwebhook inbox: unreadable: %v\n", err)
 	} else if in.Depth > 0 || in.Last != nil {
