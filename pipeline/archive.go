@@ -135,6 +135,9 @@ func (a *Archive) begin(run load.Run, opt Options, batchRows int) error {
 	if err := writeSynced(filepath.Join(dir, "run.json"), b); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
+	if err := syncDir(a.dir); err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
 	a.mu.Lock()
 	a.run = run.ID
 	a.mu.Unlock()
@@ -253,6 +256,9 @@ func openArchiveFile(path string) (*archiveFile, error) {
 		return nil, err
 	}
 	enc, err := zstd.NewWriter(f, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err == nil {
+		err = syncDir(filepath.Dir(path)) // the new name survives a crash too
+	}
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -297,12 +303,24 @@ func (f *archiveFile) close() error {
 	return err
 }
 
-// writeSynced writes a small file and fsyncs it.
+// syncDir fsyncs a folder, making the names created in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
+
+// writeSynced writes a small file and fsyncs it (and its folder).
 func writeSynced(path string, b []byte) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(b)
-	return errors.Join(err, f.Sync(), f.Close())
+	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
 }
