@@ -74,7 +74,9 @@ func exportReported(ctx context.Context, cfg Config, command string, rf reportFl
 	}
 	log := newReportLogger(stderr, cfg.LogLevel, rf.LogFormat)
 	var srcs []sourceRun
+	var names []string // the metrics' and the summary's source label
 	for _, sc := range cfg.sourceConfigs() {
+		names = append(names, sc.Source)
 		tokens, err := tokenSources(ctx, sc)
 		if err != nil {
 			if len(cfg.Sources) > 0 {
@@ -92,11 +94,11 @@ func exportReported(ctx context.Context, cfg Config, command string, rf reportFl
 		err = errRejects
 	}
 	outcome := runOutcome(err)
-	log.Info("summary", "command", command, "source", cfg.Source, "outcome", outcome, "exit", exitCode(err),
+	log.Info("summary", "command", command, "source", strings.Join(names, ","), "outcome", outcome, "exit", exitCode(err),
 		"rows", rowTotal(res), "rejects", res.Rows["rejects"], "requests", res.Requests, "retries", res.Retries,
 		"rate_limited", res.Limited, "duration", res.Duration.Round(time.Millisecond), "stopped", len(res.Stopped))
 	if rf.MetricsFile != "" {
-		if merr := writeMetrics(rf.MetricsFile, cfg.Source, command, res, outcome, time.Now()); merr != nil {
+		if merr := writeMetrics(rf.MetricsFile, strings.Join(names, ","), command, res, outcome, time.Now()); merr != nil {
 			log.Error("metrics file not written", "path", rf.MetricsFile, "err", merr)
 			if err == nil {
 				err = merr
