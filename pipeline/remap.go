@@ -110,8 +110,11 @@ func CheckArchived(runs []ArchivedRun, warehouse []string) error {
 type RemapJob struct {
 	Runs []ArchivedRun
 	// Sink is the warehouse rebuilt, normally a fresh one.
-	Sink       load.Sink
-	BatchRows  int // 0: each run's own
+	Sink load.Sink
+	// Transform is the mapping to apply, as a run of this build would
+	// (e.g. NewJob(settings…).Transform); its Source, RunID, ExtractedAt
+	// and NaiveZone are replaced by each archived run's.
+	Transform  transform.Config
 	CommitRows int // 0: DefaultCommitRows
 	Log        *slog.Logger
 }
@@ -147,12 +150,12 @@ func Remap(ctx context.Context, rj RemapJob) (RemapResult, error) {
 }
 
 func remapRun(ctx context.Context, rj RemapJob, ar ArchivedRun, res *RemapResult) error {
-	batch := rj.BatchRows
-	if batch <= 0 {
-		batch = ar.BatchRows
+	tc := rj.Transform
+	tc.Source, tc.RunID, tc.ExtractedAt = ar.Run.Source, ar.Run.ID, ar.Run.StartedAt
+	if tc.BatchRows <= 0 {
+		tc.BatchRows = ar.BatchRows
 	}
-	j := Job{Run: ar.Run, Sink: rj.Sink, Options: ar.Options, CommitRows: rj.CommitRows, Log: rj.Log,
-		Transform: transform.Config{Source: ar.Run.Source, RunID: ar.Run.ID, ExtractedAt: ar.Run.StartedAt, BatchRows: batch}}
+	j := Job{Run: ar.Run, Sink: rj.Sink, Options: ar.Options, CommitRows: rj.CommitRows, Log: rj.Log, Transform: tc}
 	if j.CommitRows <= 0 {
 		j.CommitRows = DefaultCommitRows
 	}

@@ -93,7 +93,10 @@ func remap(ctx context.Context, cfg Config, out string, log *slog.Logger) (pipel
 	if err != nil {
 		return res, usageError{err}
 	}
-	res, err = pipeline.Remap(ctx, pipeline.RemapJob{Runs: runs, Sink: sink, BatchRows: cfg.BatchRows, CommitRows: cfg.CommitRows, Log: log})
+	// The transform a run of this build would use: a mapping change made
+	// for runs applies to the remap as well.
+	tc := pipeline.NewJob(cfg.settings("remap", time.UTC), nil, sink, log).Transform
+	res, err = pipeline.Remap(ctx, pipeline.RemapJob{Runs: runs, Sink: sink, Transform: tc, CommitRows: cfg.CommitRows, Log: log})
 	if cerr := sink.Close(context.WithoutCancel(ctx)); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
