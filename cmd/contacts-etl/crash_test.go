@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -12,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/contacts-etl/contacts-etl/internal/truth"
 
@@ -64,8 +61,7 @@ func TestCrashKillsLoseNothing(t *testing.T) {
 	srv, base := startSim(t, sim.Config{Seed: 21, Contacts: contacts, Locations: 1,
 		StaticTokens: map[string]sim.StaticToken{"pit-crash": {LocationID: "loc-0001", Scopes: []string{api.ScopeContactsRO, api.ScopeLocationsRO}}}})
 	path := filepath.Join(t.TempDir(), "w.duckdb")
-	archive := filepath.Join(t.TempDir(), "archive")
-	args := []string{"run", "--source", "sim", "--base-url", base, "--locations", "loc-0001", "--warehouse", path, "--archive", archive,
+	args := []string{"run", "--source", "sim", "--base-url", base, "--locations", "loc-0001", "--warehouse", path,
 		"--page-limit", "100", "--commit-rows", "300", "--batch-rows", "200", "--rate-max", "1000000", "--rate-interval", "1s",
 		"--sweep-runs", "3", "--lookback", "1m", "--reconcile-every", "0", "--log-level", "debug", "--log-format", "text"}
 	// run starts the binary; its stderr lines arrive on lines (closed when
@@ -148,22 +144,6 @@ func TestCrashKillsLoseNothing(t *testing.T) {
 		t.Errorf("only %d of %d kills landed inside a commit", inCommit, kills)
 	}
 	truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
-
-	// The archive survived every kill with everything the warehouse holds:
-	// a remap rebuilds the same warehouse without the API.
-	before := srv.Stats().Requests
-	out := filepath.Join(t.TempDir(), "remapped.duckdb")
-	cfg := defaultConfig()
-	cfg.Source, cfg.Warehouse.Path, cfg.Archive = "sim", path, archive
-	res, err := remap(context.Background(), cfg, out, newLogger(io.Discard, "error"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := srv.Stats().Requests - before; n != 0 {
-		t.Errorf("remap made %d requests", n)
-	}
-	t.Logf("remap of %d runs (%d records): %s", res.Runs, res.Records, res.Duration.Round(time.Millisecond))
-	truth.CompareWarehouse(t, srv, out, "sim", srv.Locations())
 }
 
 func tail(s string) string {
