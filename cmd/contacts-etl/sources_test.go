@@ -97,6 +97,15 @@ func TestSourcesOverlappingIDs(t *testing.T) {
 					t.Fatalf("run %d: %v (exit %d), want partial naming source broken", i, err, exitCode(err))
 				}
 			}
+			// status goes through every source.
+			conf := filepath.Join(dir, "c.yaml")
+			writeFile(t, conf, "warehouse: {type: "+kind+", path: "+path+"}\nsources:\n"+
+				"  - {name: a, base_url: "+baseA+", locations: ["+srvA.Locations()[0]+"]}\n"+
+				"  - {name: b, base_url: "+baseB+", locations: ["+srvB.Locations()[0]+"]}\n")
+			code, out := runCLI(t, "status", "--config", conf)
+			if code != 0 || !strings.Contains(out, "source a") || !strings.Contains(out, "source b") {
+				t.Errorf("status exit %d:\n%s", code, out)
+			}
 			db, err := openWarehouse(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
