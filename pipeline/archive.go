@@ -168,6 +168,17 @@ func (a *Archive) end(res load.RunResult) error {
 	return nil
 }
 
+// abandon removes the folder of a run that never started: it read nothing.
+func (a *Archive) abandon() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.run == "" {
+		return
+	}
+	_ = os.RemoveAll(filepath.Join(a.dir, a.run))
+	a.run = ""
+}
+
 // pipe records the start of a pipe of a location.
 func (a *Archive) pipe(location, kind string, wins []*Window, watermark time.Time, pending map[string]bool, zone *time.Location) {
 	l := archiveLine{T: linePipe, At: time.Now().UTC(), Location: location, Kind: kind, Watermark: watermark, Zone: zone.String()}

@@ -181,6 +181,9 @@ func (j *runner) execute(ctx context.Context) (res Result, err error) {
 	}
 	st, err := j.Sink.Start(ctx, j.Run)
 	if err != nil {
+		if j.Archive != nil {
+			j.Archive.abandon() // nothing was read
+		}
 		return res, fmt.Errorf("start run: %w", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
