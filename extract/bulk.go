@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
@@ -86,12 +87,18 @@ func (c *Client) ProbeTasks(ctx context.Context) ([]json.RawMessage, error) {
 // StreamTasks sends every task of the location, starting with first (the
 // page ProbeTasks read) and paging with skip until a short page, then a
 // Mark (Resource MarkBulk). Each task's contactId is its parent
-// (Record.ContactID). One request per page; it never closes out.
+// (Record.ContactID). The Mark's Listing names every task listed. One
+// request per page; it never closes out.
 func StreamTasks(ctx context.Context, c *Client, first []json.RawMessage, out chan<- api.Record) error {
 	page, skip := first, 0
+	var ids []string
 	for {
 		for _, it := range page {
-			if err := send(ctx, out, bulkRecord(c, api.ResourceTasks, it)); err != nil {
+			r, id := bulkRecord(c, api.ResourceTasks, it)
+			if id != "" {
+				ids = append(ids, id)
+			}
+			if err := send(ctx, out, r); err != nil {
 				return err
 			}
 		}
@@ -104,15 +111,19 @@ func StreamTasks(ctx context.Context, c *Client, first []json.RawMessage, out ch
 			return err
 		}
 	}
-	return send(ctx, out, api.Record{Mark: &api.Mark{LocationID: c.location, Resource: MarkBulk}})
+	return send(ctx, out, api.Record{Mark: &api.Mark{LocationID: c.location, Resource: MarkBulk,
+		Listing: &api.Listing{Resource: api.ResourceTasks, IDs: ids}}})
 }
 
-func bulkRecord(c *Client, res string, raw json.RawMessage) api.Record {
-	var k struct {
-		ContactID string `json:"contactId"`
-	}
+// bulkRecord is the Record of one listed item, and the item's id ("" when
+// it has none that reads as a string).
+func bulkRecord(c *Client, res string, raw json.RawMessage) (api.Record, string) {
+	var k map[string]json.RawMessage
 	_ = json.Unmarshal(raw, &k) // a record that does not decode is rejected by transform
-	return api.Record{Resource: res, LocationID: c.location, ContactID: k.ContactID, Raw: raw}
+	var id, contact string
+	_ = json.Unmarshal(k["id"], &id)
+	_ = json.Unmarshal(k["contactId"], &contact)
+	return api.Record{Resource: res, LocationID: c.location, ContactID: contact, Raw: raw}, id
 }
 
 // Calendars lists the ids of the location's calendars. An answer without a
@@ -215,12 +226,15 @@ func (c *Client) ProbeEvents(ctx context.Context, from, to time.Time) (EventsPro
 // StreamEvents sends the appointments of every calendar of p starting in
 // [p.From, p.To), window by window (at most MaxEventsRange each,
 // concurrency requests in flight), then a Mark (Resource MarkBulk). Each
-// event's contactId is its parent. It never closes out.
+// event's contactId is its parent; the Mark's Listing names every event
+// listed and the range. It never closes out.
 func StreamEvents(ctx context.Context, c *Client, p EventsProbe, concurrency int, out chan<- api.Record) error {
 	if concurrency <= 0 {
 		concurrency = DefaultConcurrency
 	}
 	wins := EventWindows(p.From, p.To, 0)
+	var mu sync.Mutex
+	var ids []string
 	g, gctx := errgroupWithLimit(ctx, concurrency)
 	for ci, cal := range p.Calendars {
 		for wi, w := range wins {
@@ -233,7 +247,13 @@ func StreamEvents(ctx context.Context, c *Client, p EventsProbe, concurrency int
 					}
 				}
 				for _, it := range items {
-					if err := send(gctx, out, bulkRecord(c, api.ResourceAppointments, it)); err != nil {
+					r, id := bulkRecord(c, api.ResourceAppointments, it)
+					if id != "" {
+						mu.Lock()
+						ids = append(ids, id)
+						mu.Unlock()
+					}
+					if err := send(gctx, out, r); err != nil {
 						return err
 					}
 				}
@@ -244,5 +264,9 @@ func StreamEvents(ctx context.Context, c *Client, p EventsProbe, concurrency int
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("bulk appointments: %w", err)
 	}
-	return send(ctx, out, api.Record{Mark: &api.Mark{LocationID: c.location, Resource: MarkBulk}})
+	m := &api.Mark{LocationID: c.location, Resource: MarkBulk}
+	if len(wins) > 0 { // an empty range lists nothing
+		m.Listing = &api.Listing{Resource: api.ResourceAppointments, IDs: ids, From: wins[0][0], To: wins[len(wins)-1][1]}
+	}
+	return send(ctx, out, api.Record{Mark: m})
 }

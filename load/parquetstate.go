@@ -177,7 +177,12 @@ func (p *Parquet) query(ctx context.Context, fn func(*sql.Conn) error) error {
 // locationContacts is the contacts (columns cols, which include
 // _location_id) of one location.
 func (p *Parquet) locationContacts(l *ledger, source, location string, cols []string) string {
-	t := whsql.Contacts
+	return p.locationTable(l, whsql.Contacts, source, location, cols)
+}
+
+// locationTable is table t (columns cols, which include _location_id) of
+// one location.
+func (p *Parquet) locationTable(l *ledger, t whsql.Table, source, location string, cols []string) string {
 	files := l.paths(t.Name, location)
 	if len(files) == 0 {
 		return emptySelect(t.Schema, cols)
@@ -203,6 +208,35 @@ func (p *Parquet) LiveContacts(ctx context.Context, source, location string) (ma
 		return nil, fmt.Errorf("live contacts of %s: %w", location, err)
 	}
 	return out, nil
+}
+
+// LiveIDs implements Store.
+func (p *Parquet) LiveIDs(ctx context.Context, source, location, table string, from, to time.Time) ([]string, error) {
+	t, ok := whsql.ByName(table)
+	if !ok || len(t.Key) != 2 {
+		return nil, fmt.Errorf("live ids: no data table %q", table)
+	}
+	l, err := p.load()
+	if err != nil {
+		return nil, err
+	}
+	cols := []string{whsql.ColSource, t.Key[1], whsql.ColLocationID, whsql.ColDeletedAt}
+	if !from.IsZero() || !to.IsZero() {
+		cols = append(cols, "start_time")
+	}
+	q, args, err := liveIDsQuery(table, "("+p.locationTable(l, t, source, location, cols)+")", from, to)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	err = p.query(ctx, func(c *sql.Conn) (err error) {
+		ids, err = idList(ctx, c, q, append([]any{source, location}, args...)...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("live %s of %s: %w", table, location, err)
+	}
+	return ids, nil
 }
 
 // SweepCandidates implements Store.

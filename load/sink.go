@@ -46,6 +46,11 @@ type Store interface {
 	// warehouse and not soft-deleted, with their updated_at in epoch ms (0
 	// when unknown).
 	LiveContacts(ctx context.Context, source, location string) (map[string]int64, error)
+	// LiveIDs returns the keys of the rows of one location in table (a
+	// child table: tasks, notes or appointments) that are not
+	// soft-deleted. With from and to set, only appointments whose
+	// start_time is in [from, to) are returned.
+	LiveIDs(ctx context.Context, source, location, table string, from, to time.Time) ([]string, error)
 	// SweepCandidates returns up to n live contacts of a location whose
 	// children were last read before sweptBefore, longest ago first
 	// (never-swept first, then by id), and how many live contacts the

@@ -147,6 +147,40 @@ func (d *DuckDB) LiveContacts(ctx context.Context, source, location string) (map
 	return out, nil
 }
 
+// LiveIDs implements Store.
+func (d *DuckDB) LiveIDs(ctx context.Context, source, location, table string, from, to time.Time) ([]string, error) {
+	q, args, err := liveIDsQuery(table, table, from, to)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	err = d.session(ctx, func(c *sql.Conn) (err error) {
+		ids, err = idList(ctx, c, q, append([]any{source, location}, args...)...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("live %s of %s: %w", table, location, err)
+	}
+	return ids, nil
+}
+
+// liveIDsQuery is the query of LiveIDs over from (a table or a
+// subquery), taking source and location, then args.
+func liveIDsQuery(table, from string, start, end time.Time) (string, []any, error) {
+	t, ok := whsql.ByName(table)
+	if !ok || len(t.Key) != 2 {
+		return "", nil, fmt.Errorf("live ids: no data table %q", table)
+	}
+	q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s = ? AND %s = ? AND %s IS NULL`, quote(t.Key[1]), from,
+		quote(whsql.ColSource), quote(whsql.ColLocationID), quote(whsql.ColDeletedAt))
+	var args []any
+	if !start.IsZero() || !end.IsZero() {
+		q += ` AND epoch_ms(start_time) >= ? AND epoch_ms(start_time) < ?`
+		args = append(args, start.UnixMilli(), end.UnixMilli())
+	}
+	return q, args, nil
+}
+
 // SweepCandidates returns up to n live contacts of a location whose
 // children were last read before sweptBefore, longest ago first (never-swept
 // first, then by id), and how many live contacts the location has.

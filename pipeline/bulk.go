@@ -9,6 +9,7 @@ import (
 
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/api"
+	"github.com/contacts-etl/contacts-etl/load"
 )
 
 // Defaults of BulkOptions: the time range of the calendar events a run
@@ -162,5 +163,35 @@ func (j *runner) streamBulk(ctx context.Context, c *extract.Client, b bulkPlan, 
 	if b.events {
 		return extract.StreamEvents(ctx, c, b.probe, j.Stream.Concurrency, out)
 	}
+	return nil
+}
+
+// unlisted soft-deletes, with the next commit, the location's live rows of
+// a complete bulk listing's resource (within its time range) that the
+// listing did not name: they were deleted upstream, whether or not their
+// contact changed. Only a listing that completed carries a Listing.
+func (c *committer) unlisted(ctx context.Context, l *api.Listing) error {
+	c.j.mu.Lock()
+	live, err := c.j.Sink.LiveIDs(ctx, c.j.Run.Source, c.loc, l.Resource, l.From, l.To)
+	c.j.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	listed := make(map[string]bool, len(l.IDs))
+	for _, id := range l.IDs {
+		listed[id] = true
+	}
+	var gone []string
+	for _, id := range live {
+		if !listed[id] {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	slices.Sort(gone)
+	c.j.Log.Info("deleted upstream", "location", c.loc, "resource", l.Resource, "records", len(gone))
+	c.deletes = append(c.deletes, load.Delete{Table: l.Resource, Source: c.j.Run.Source, IDs: gone, At: time.Now().UTC()})
 	return nil
 }

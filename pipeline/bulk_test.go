@@ -309,3 +309,92 @@ func TestBulkIncrementalMinimum(t *testing.T) {
 	}
 	e.compare()
 }
+
+// Tasks and appointments deleted upstream on contacts that did not change
+// are soft-deleted by the next run on the bulk paths, on both sinks: a
+// complete listing names every live one. An appointment outside the
+// incremental run's events range is left as it is.
+func TestBulkQuietDeletes(t *testing.T) {
+	for _, kind := range []string{WarehouseDuckDB, WarehouseParquet} {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnvScopes(t, kind, sim.Config{Seed: 33, Contacts: 120, Locations: 2, Epoch: time.Now().UTC().Truncate(24 * time.Hour)}, bulkScopes...)
+			opt := Options{Lookback: time.Minute, SweepRuns: 24, ReconcileEvery: 0}
+			if _, err := e.run(opt, nil); err != nil {
+				t.Fatal(err)
+			}
+			e.compare()
+			from, to := BulkOptions{}.eventsRange(time.Now(), false)
+			day := 24 * time.Hour // runs start later than now: keep clear of the edges
+			tasks, events, outside := 0, 0, 0
+			for _, loc := range e.srv.Locations() {
+				for _, ct := range e.srv.Truth(loc) {
+					if len(ct.Tasks) > 0 && tasks < 8 {
+						if err := e.srv.DeleteTaskQuiet(ct.Contact.ID, ct.Tasks[0].ID); err != nil {
+							t.Fatal(err)
+						}
+						tasks++
+					}
+					for _, et := range ct.EventTimes {
+						in := et.Start.After(from.Add(day)) && et.Start.Before(to.Add(-day))
+						out := et.Start.Before(from) || et.Start.After(to.Add(day))
+						if (in && events < 6) || (out && outside < 2) {
+							if err := e.srv.DeleteEventQuiet(ct.Contact.ID, et.ID); err != nil {
+								t.Fatal(err)
+							}
+							if in {
+								events++
+							} else {
+								outside++
+							}
+							break
+						}
+					}
+				}
+			}
+			if tasks == 0 || events == 0 || outside == 0 {
+				t.Fatalf("deleted %d tasks, %d appointments in range, %d outside", tasks, events, outside)
+			}
+			if _, err := e.run(opt, nil); err != nil {
+				t.Fatal(err)
+			}
+			db := e.db()
+			// The ones outside the range are still live: the truth accepts
+			// a deleted record only soft-deleted, so they are checked apart.
+			var liveOutside int
+			if err := db.QueryRow(`SELECT count(*) FROM appointments WHERE _deleted_at IS NULL AND (start_time < ? OR start_time >= ?)
+				AND appointment_id IN (SELECT unnest(?::VARCHAR[]))`, from, to, goneIDs(e, api.ResourceAppointments)).Scan(&liveOutside); err != nil {
+				t.Fatal(err)
+			}
+			if liveOutside != outside {
+				t.Errorf("%d deleted appointments outside the range still live, want %d (not listed: not deleted)", liveOutside, outside)
+			}
+			var deletedTasks, deletedEvents int
+			db.QueryRow(`SELECT count(*) FROM tasks WHERE _deleted_at IS NOT NULL`).Scan(&deletedTasks)
+			db.QueryRow(`SELECT count(*) FROM appointments WHERE _deleted_at IS NOT NULL`).Scan(&deletedEvents)
+			db.Close()
+			if deletedTasks != tasks || deletedEvents != events {
+				t.Errorf("soft-deleted %d tasks and %d appointments, want %d and %d", deletedTasks, deletedEvents, tasks, events)
+			}
+			// A full run lists the whole history: the rest go too, and the
+			// warehouse equals the truth.
+			if _, err := e.run(Options{Lookback: time.Minute, SweepRuns: 24, ReconcileEvery: 0, Full: true}, nil); err != nil {
+				t.Fatal(err)
+			}
+			counts := e.compare()
+			if counts["tasks_deleted"] != tasks || counts["appointments_deleted"] != events+outside {
+				t.Errorf("soft-deleted %d tasks and %d appointments, want %d and %d", counts["tasks_deleted"], counts["appointments_deleted"], tasks, events+outside)
+			}
+		})
+	}
+}
+
+// goneIDs are the ids of resource's records deleted from live contacts.
+func goneIDs(e *env, resource string) []string {
+	var ids []string
+	for _, loc := range e.srv.Locations() {
+		for _, ct := range e.srv.Truth(loc) {
+			ids = append(ids, ct.Gone[resource]...)
+		}
+	}
+	return ids
+}

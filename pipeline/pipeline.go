@@ -526,6 +526,11 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 	if len(m.Gone) > 0 {
 		c.deletes = append(c.deletes, goneDeletes(c.j.Run.Source, m.Gone, time.Now().UTC())...)
 	}
+	if m.Listing != nil {
+		if err := c.unlisted(ctx, m.Listing); err != nil {
+			return err
+		}
+	}
 	if c.cov == nil {
 		c.cov = map[string][]arrow.RecordBatch{}
 	}
