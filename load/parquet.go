@@ -34,7 +34,7 @@ const (
 
 // Parquet is a Sink that writes Parquet files to a directory:
 //
-//	<dir>/<table>/location_id=<id>/b<bucket>-<seq>.parquet  the current row of each key (zstd)
+//	<dir>/<table>/location_id=<id>/b<bucket>.parquet  the current row of each key (zstd)
 //	<dir>/sweeps/<seq>[.c].parquet  when contacts' children were read in full (.c: compacted)
 //	<dir>/_manifest.json            published files (relative paths, row counts), schema version,
 //	                                windows, watermarks, runs, retries, reconciles (the commit point)
@@ -49,12 +49,18 @@ const (
 // A commit merges its rows into copies of the (location, bucket) files it
 // touches (see mergeTable), written and fsynced under _staging, then
 // publishes the manifest naming the new files and the state that covers
-// them (temp file, fsync, rename, fsync of the directory), then moves the
-// new files into place and removes the ones they replace. A crash before
-// the manifest is written leaves the old version (Start removes the
-// staging area); after it, the next Start finishes the moves and removals
-// the manifest records as pending. Start also removes any file in the
-// table folders that the manifest does not name.
+// them (temp file, fsync, rename, fsync of the directory), then renames
+// each new file over the old one of the same name: rename(2) replaces it
+// atomically, so a glob reader sees every key in exactly one file, old or
+// new, at any instant, also after a crash. A crash before the manifest is
+// written leaves the old version (Start removes the staging area); after
+// it, the next Start finishes the renames the manifest records as pending
+// (a commit that touched several buckets rolls forward; until then a glob
+// reader sees some buckets new, some old, each key once). Start also
+// removes any file in the table folders that the manifest does not name.
+// Files of the first naming (b<bucket>-<seq>.parquet) are replaced by the
+// commit that next touches their bucket: only then, between the rename
+// and the removal, can a glob reader see a key twice.
 //
 // One Parquet sink per directory at a time; it is not safe for concurrent use.
 type Parquet struct {

@@ -18,12 +18,12 @@ import (
 )
 
 // Copy-on-write merge: every table's rows live in
-// <table>/location_id=<id>/b<bucket>-<seq>.parquet, one file per
-// (location, bucket), each holding the current row of its keys. A commit
-// rewrites only the (location, bucket) files its rows and deletes touch:
-// the old file's rows and the commit's are merged by key in DuckDB, the
-// commit's soft deletes applied, and the result written to the staging
-// area; the manifest then swaps the old file for the new one.
+// <table>/location_id=<id>/b<bucket>.parquet, one file per (location,
+// bucket), each holding the current row of its keys. A commit rewrites
+// only the (location, bucket) files its rows and deletes touch: the old
+// file's rows and the commit's are merged by key in DuckDB, the commit's
+// soft deletes applied, and the result written to the staging area; after
+// the manifest is published the new file is renamed over the old one.
 //
 // Rows are bucketed by the first hex digit of md5(contact_id) modulo the
 // bucket count, so a contact and its children share a bucket and the
@@ -33,6 +33,14 @@ const (
 	parquetStagingDir     = "_staging"
 	DefaultParquetBuckets = 4
 )
+
+// bucketFile is the published file of one bucket, relative, with slashes.
+// Its name never changes: a commit renames the new version over the old
+// one (an atomic replace), so a reader that globs the folders sees each
+// key exactly once, in the old version or the new, at every instant.
+func bucketFile(table, loc string, bucket int) string {
+	return path.Join(partDir(table, loc), fmt.Sprintf("b%d.parquet", bucket))
+}
 
 // part names one file of a table: a location and a bucket.
 type part struct {
@@ -300,7 +308,7 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 		st.Written += n.written
 		st.Deleted += n.deleted
 		st.Replaced += oldRows[pt] - n.keptOld
-		rel := path.Join(partDir(t.Name, pt.loc), fmt.Sprintf("b%d-%012d.parquet", pt.bucket, next.Seq))
+		rel := bucketFile(t.Name, pt.loc, pt.bucket)
 		dst := filepath.Join(stage, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return st, err
@@ -316,7 +324,11 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 		keep = append(keep, parquetFile{Path: rel, Location: pt.loc, Bucket: pt.bucket, Rows: n.total,
 			Bytes: fi.Size(), Seq: next.Seq})
 		next.Pending.Add = append(next.Pending.Add, rel)
-		next.Pending.Remove = append(next.Pending.Remove, oldFiles[pt]...)
+		for _, o := range oldFiles[pt] {
+			if o != rel { // files of the first naming (b<bucket>-<seq>)
+				next.Pending.Remove = append(next.Pending.Remove, o)
+			}
+		}
 	}
 	next.Tables[t.Name] = keep
 	_, err = c.ExecContext(ctx, "DROP TABLE merged")

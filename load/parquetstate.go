@@ -162,6 +162,13 @@ func (p *Parquet) query(ctx context.Context, fn func(*sql.Conn) error) error {
 		// No idle connections: each fn gets a new one, so the temporary
 		// tables of one query (merged, live, …) never meet the next.
 		db.SetMaxIdleConns(0)
+		// A bucket's file keeps its name from commit to commit: no cache
+		// keyed by path may answer with an older version.
+		if _, err := db.ExecContext(ctx, "SET GLOBAL enable_external_file_cache = false"); err != nil {
+			db.Close()
+			p.dbMu.Unlock()
+			return err
+		}
 		p.db = db
 	}
 	db := p.db
