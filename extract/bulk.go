@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,11 +61,21 @@ func bulkErr(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// TaskBatchContacts is how many contact ids one tasks/search request
+// filters on (its contactId array). The vendor spec states no maximum;
+// 100 keeps a request body near 2.5 kB.
+const TaskBatchContacts = 100
+
 // TasksPage reads one page of the location's tasks (skip, limit). An
 // answer without a tasks array fails with ErrUnusableBulk.
 func (c *Client) TasksPage(ctx context.Context, skip, limit int) ([]json.RawMessage, error) {
+	return c.tasksPage(ctx, nil, skip, limit)
+}
+
+// tasksPage is TasksPage, only for the tasks of contacts (all when empty).
+func (c *Client) tasksPage(ctx context.Context, contacts []string, skip, limit int) ([]json.RawMessage, error) {
 	b, err := c.do(ctx, http.MethodPost, "/locations/"+pathEscape(c.location)+"/tasks/search", nil,
-		api.TaskSearchRequest{Limit: limit, Skip: skip})
+		api.TaskSearchRequest{Limit: limit, Skip: skip, ContactID: contacts})
 	if err != nil {
 		return nil, bulkErr(fmt.Sprintf("tasks search skip %d", skip), err)
 	}
@@ -117,6 +128,33 @@ func StreamTasks(ctx context.Context, c *Client, first []json.RawMessage, out ch
 
 // bulkRecord is the Record of one listed item, and the item's id ("" when
 // it has none that reads as a string).
+// StreamContactTasks sends the tasks of the contacts ids, read with
+// tasks/search's contactId filter: TaskBatchContacts ids per request body,
+// each batch paged with skip until a short page. It sends no Mark. It
+// fails with ErrNoBulkScope or ErrUnusableBulk (wrapped) when the endpoint
+// cannot be used: the caller then reads the tasks per contact.
+func StreamContactTasks(ctx context.Context, c *Client, ids []string, out chan<- api.Record) error {
+	for batch := range slices.Chunk(ids, TaskBatchContacts) {
+		for skip := 0; ; {
+			page, err := c.tasksPage(ctx, batch, skip, TaskPageLimit)
+			if err != nil {
+				return err
+			}
+			for _, it := range page {
+				r, _ := bulkRecord(c, api.ResourceTasks, it)
+				if err := send(ctx, out, r); err != nil {
+					return err
+				}
+			}
+			if len(page) < TaskPageLimit {
+				break
+			}
+			skip += len(page)
+		}
+	}
+	return nil
+}
+
 func bulkRecord(c *Client, res string, raw json.RawMessage) (api.Record, string) {
 	var k map[string]json.RawMessage
 	_ = json.Unmarshal(raw, &k) // a record that does not decode is rejected by transform

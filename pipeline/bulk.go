@@ -153,6 +153,14 @@ func (j *runner) probeBulk(ctx context.Context, l Location, full bool) (bulkPlan
 	return b, nil
 }
 
+// batchTasks says whether contacts read by id (Targets) get their tasks in
+// batches with tasks/search's contactId filter: when the bulk paths are
+// on and the token may have the scope (a refusal costs one request, then
+// the tasks are read per contact).
+func (j *runner) batchTasks(l Location) bool {
+	return !j.Bulk.Off && !j.Options.Backfill && (l.Scopes == nil || slices.Contains(l.Scopes, api.ScopeTasksRO))
+}
+
 // streamBulk sends the bulk listings the plan took.
 func (j *runner) streamBulk(ctx context.Context, c *extract.Client, b bulkPlan, out chan<- api.Record) error {
 	if b.tasks {

@@ -398,3 +398,44 @@ func goneIDs(e *env, resource string) []string {
 	}
 	return ids
 }
+
+// A targeted read (webhook apply, push read-back) of N contacts reads
+// their tasks with tasks/search's contactId filter: ceil(N/100) batches,
+// not N requests, and the changes land as the truth has them.
+func TestTargetsBatchTasks(t *testing.T) {
+	e := newEnvScopes(t, WarehouseDuckDB, sim.Config{Seed: 34, Contacts: 300}, bulkScopes...)
+	if _, err := e.run(Options{ReconcileEvery: -1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	truth := e.srv.Truth(e.srv.Locations()[0])
+	var targets []string
+	pages, tasks := int64(0), 0
+	for i, ct := range truth[:250] {
+		if ct.Deleted {
+			continue
+		}
+		targets = append(targets, ct.Contact.ID)
+		if len(ct.Tasks) > 0 {
+			if err := e.srv.UpdateTaskQuiet(ct.Contact.ID, ct.Tasks[0].ID, func(k *api.Task) { k.Title += " (quiet)" }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tasks += len(ct.Tasks)
+		if len(targets)%extract.TaskBatchContacts == 0 || i == 249 {
+			pages += int64(tasks/extract.TaskPageLimit + 1)
+			tasks = 0
+		}
+	}
+	e.srv.ResetStats()
+	if _, err := e.run(Options{TargetsOnly: true, ReconcileEvery: -1}, func(j *Job) {
+		j.Locations[0].Targets = targets
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st := e.srv.Stats()
+	if st.ByKind["tasks"] != 0 || st.ByKind["tasks_search"] != pages || st.ByKind["contact"] != int64(len(targets)) {
+		t.Errorf("requests %v for %d targets, want %d tasks/search and no per-contact tasks", st.ByKind, len(targets), pages)
+	}
+	e.compare()
+	t.Logf("%d targets: %d task requests instead of %d", len(targets), st.ByKind["tasks_search"], len(targets))
+}

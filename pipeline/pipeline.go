@@ -298,7 +298,9 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 			// Contacts rejected (whole or in part) by earlier runs: read
 			// again by id, whatever the watermark.
 			j.Log.Info("reading rejected contacts again", "location", loc, "contacts", len(retry))
-			if err := extract.StreamContacts(ctx, c, retry, extract.DefaultSweepChunk, j.Stream, out); err != nil {
+			opt := j.Stream
+			opt.BatchTasks = bulk.tasks
+			if err := extract.StreamContacts(ctx, c, retry, extract.DefaultSweepChunk, opt, out); err != nil {
 				return err
 			}
 		}
@@ -348,8 +350,10 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 func (j *runner) targets(ctx context.Context, l Location) error {
 	c := l.Client
 	cm := &committer{j: j, loc: c.Location(), client: c}
+	opt := j.Stream
+	opt.BatchTasks = j.batchTasks(l)
 	return j.pipe(ctx, l, cm, func(ctx context.Context, out chan<- api.Record) error {
-		return extract.StreamContacts(ctx, c, l.Targets, extract.DefaultSweepChunk, j.Stream, out)
+		return extract.StreamContacts(ctx, c, l.Targets, extract.DefaultSweepChunk, opt, out)
 	})
 }
 
