@@ -36,6 +36,7 @@ const (
 //
 //	<dir>/<table>/location_id=<id>/b<bucket>.parquet  the current row of each key (zstd)
 //	<dir>/sweeps/<seq>[.c].parquet  when contacts' children were read in full (.c: compacted)
+//	<dir>/_runs/runs-<seq>.parquet  runs older than the manifest's latest (see ParquetManifestRuns)
 //	<dir>/_manifest.json            published files (relative paths, row counts), schema version,
 //	                                windows, watermarks, runs, retries, reconciles (the commit point)
 //	<dir>/views.sql                 DuckDB views over the folders, relative paths (run from <dir>)
@@ -92,10 +93,12 @@ type ledger struct {
 	Pending    pendingMoves `json:"pending"`
 	Watermarks []Watermark  `json:"watermarks"`
 	Windows    []Window     `json:"windows"`
-	Runs       []ledgerRun  `json:"runs"`
-	Sweeps     []string     `json:"sweeps,omitempty"`     // sweep files, oldest first
-	Reconciles []Reconcile  `json:"reconciles,omitempty"` // the latest per (source, location)
-	Retries    []Retry      `json:"retries,omitempty"`    // by source, location, FirstAt, ContactID
+	Runs       []ledgerRun  `json:"runs"` // the latest (see ParquetManifestRuns)
+	// RunArchives are the Parquet files of older runs, oldest first.
+	RunArchives []string    `json:"run_archives,omitempty"`
+	Sweeps      []string    `json:"sweeps,omitempty"`     // sweep files, oldest first
+	Reconciles  []Reconcile `json:"reconciles,omitempty"` // the latest per (source, location)
+	Retries     []Retry     `json:"retries,omitempty"`    // by source, location, FirstAt, ContactID
 	// Data files of the first layout (ledger.json); read to refuse them.
 	Files          map[string][]string `json:"files,omitempty"`
 	Deletes        map[string][]string `json:"deletes,omitempty"`
@@ -301,6 +304,9 @@ func (p *Parquet) Start(ctx context.Context, run Run) (*State, error) {
 		}
 	}
 	next.Runs = append(next.Runs, ledgerRun{Run: run})
+	if err := p.archiveRuns(ctx, next); err != nil {
+		return nil, fmt.Errorf("start run %s: %w", run.ID, err)
+	}
 	if err := p.publish(next); err != nil {
 		return nil, fmt.Errorf("start run %s: %w", run.ID, err)
 	}
@@ -330,8 +336,11 @@ func (p *Parquet) collect(l *ledger) {
 	for _, n := range l.Sweeps {
 		listed[filepath.FromSlash(n)] = true
 	}
+	for _, n := range l.RunArchives {
+		listed[filepath.FromSlash(n)] = true
+	}
 	os.RemoveAll(filepath.Join(p.dir, parquetStagingDir))
-	dirs := []string{parquetSweepsDir}
+	dirs := []string{parquetSweepsDir, parquetRunsDir}
 	for _, t := range whsql.Tables {
 		dirs = append(dirs, t.Name)
 	}
@@ -596,6 +605,7 @@ func (l *ledger) clone() *ledger {
 	n.Watermarks = slices.Clone(l.Watermarks)
 	n.Windows = slices.Clone(l.Windows)
 	n.Runs = slices.Clone(l.Runs)
+	n.RunArchives = slices.Clone(l.RunArchives)
 	return &n
 }
 

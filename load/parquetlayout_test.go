@@ -178,3 +178,84 @@ func TestParquetCrashAtEachPublishStep(t *testing.T) {
 		})
 	}
 }
+
+// Across 200 runs (a commit every tenth), the manifest keeps at most
+// ParquetManifestRuns + parquetRunsBatch runs and stays under 128 kB with
+// 20 locations; the older runs move to a few files of _runs/ and the runs
+// view still shows all 200, with rows, locations and duration (as
+// DuckDB's runs table has them).
+func TestParquetManifestRunsBounded(t *testing.T) {
+	ctx, dir := context.Background(), t.TempDir()
+	mem := memory.NewGoAllocator()
+	s, err := NewParquet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	const runs = 200
+	locs := map[string]LocationStats{}
+	for i := range 20 {
+		locs[fmt.Sprintf("location-%02d", i)] = LocationStats{Requests: 1234, Retries: 5, WaitMs: 60_000, QuotaUsed: 100_000, DailyRemaining: 100_000}
+	}
+	var maxSize int64
+	for i := range runs {
+		id := fmt.Sprintf("run-%03d", i)
+		start := t0.Add(time.Duration(i) * time.Hour)
+		if _, err := s.Start(ctx, Run{ID: id, Source: "src", Command: "run", StartedAt: start}); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			c, done := contactsCommit(t, mem, i)
+			if err := s.Commit(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			done()
+		}
+		if err := s.Finish(ctx, RunResult{RunID: id, EndedAt: start.Add(90 * time.Second), Outcome: "ok", Requests: int64(i),
+			Rows: map[string]int64{"contacts": 5}, Locations: locs}); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(filepath.Join(dir, ParquetManifestFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		maxSize = max(maxSize, fi.Size())
+		if n, f := len(s.ledger.Runs), len(s.ledger.RunArchives); n > ParquetManifestRuns+parquetRunsBatch+1 || f > parquetRunsFiles {
+			t.Fatalf("after run %d the manifest holds %d runs and %d files", i, n, f)
+		}
+	}
+	if maxSize > 128<<10 {
+		t.Errorf("manifest grew to %d bytes", maxSize)
+	}
+	t.Logf("manifest at most %d bytes, %d runs in it, %d archive files", maxSize, len(s.ledger.Runs), len(s.ledger.RunArchives))
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	views, err := os.ReadFile(filepath.Join(dir, ParquetViewsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("SET file_search_path = " + sqlString(dir) + ";\n" + string(views)); err != nil {
+		t.Fatal(err)
+	}
+	var n, distinct, sumReq, withStats int64
+	if err := db.QueryRow(`SELECT count(*), count(DISTINCT run_id), sum(requests),
+		count(*) FILTER (WHERE duration_ms = 90000 AND (rows->>'contacts') = '5' AND (locations->'location-07'->>'requests')::BIGINT = 1234) FROM runs`).
+		Scan(&n, &distinct, &sumReq, &withStats); err != nil {
+		t.Fatal(err)
+	}
+	if n != runs || distinct != runs || sumReq != runs*(runs-1)/2 || withStats != runs {
+		t.Errorf("runs view: %d runs, %d distinct, %d requests, %d with their stats; want %d, %d", n, distinct, sumReq, withStats, runs, runs*(runs-1)/2)
+	}
+	// The status reads the last run from the manifest.
+	st, err := s.Status(ctx, "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LastRun == nil || st.LastRun.ID != fmt.Sprintf("run-%03d", runs-1) {
+		t.Errorf("status last run %+v", st.LastRun)
+	}
+}
