@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,12 +66,11 @@ const (
 //
 // One Parquet sink per directory at a time; it is not safe for concurrent use.
 type Parquet struct {
-	dir     string
-	cfg     config
-	ledger  *ledger
-	last    CommitStats
-	hook    func(table string) error
-	buckets int
+	dir    string
+	cfg    config
+	ledger *ledger
+	last   CommitStats
+	hook   func(table string) error
 	// publishHook, when set, is called at each step of a publish
 	// ("staged", "manifest", "moved"); an error stops the commit there,
 	// as a crash would (tests).
@@ -94,6 +94,9 @@ type ledger struct {
 	Watermarks []Watermark  `json:"watermarks"`
 	Windows    []Window     `json:"windows"`
 	Runs       []ledgerRun  `json:"runs"` // the latest (see ParquetManifestRuns)
+	// Buckets is the bucket count of each partition (table, then
+	// location) whose count grew past DefaultParquetBuckets.
+	Buckets map[string]map[string]int `json:"buckets,omitempty"`
 	// RunArchives are the Parquet files of older runs, oldest first.
 	RunArchives []string    `json:"run_archives,omitempty"`
 	Sweeps      []string    `json:"sweeps,omitempty"`     // sweep files, oldest first
@@ -140,7 +143,7 @@ func NewParquet(dir string, opts ...Option) (*Parquet, error) {
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return nil, fmt.Errorf("parquet warehouse: %w", err)
 	}
-	return &Parquet{dir: d, cfg: newConfig(opts), buckets: DefaultParquetBuckets}, nil
+	return &Parquet{dir: d, cfg: newConfig(opts)}, nil
 }
 
 // Dir is the sink's absolute directory.
@@ -606,6 +609,10 @@ func (l *ledger) clone() *ledger {
 	n.Windows = slices.Clone(l.Windows)
 	n.Runs = slices.Clone(l.Runs)
 	n.RunArchives = slices.Clone(l.RunArchives)
+	n.Buckets = map[string]map[string]int{}
+	for t, m := range l.Buckets {
+		n.Buckets[t] = maps.Clone(m)
+	}
 	return &n
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -257,5 +258,88 @@ func TestParquetManifestRunsBounded(t *testing.T) {
 	}
 	if st.LastRun == nil || st.LastRun.ID != fmt.Sprintf("run-%03d", runs-1) {
 		t.Errorf("status last run %+v", st.LastRun)
+	}
+}
+
+// With a file bound of 50 rows, a partition that grows to 500 contacts is
+// rewritten with its buckets doubled until no bucket averages more than
+// 50 (4 → 16), the manifest records the count, every key is read once by
+// a glob, and later commits (updates, deletes by key) find their keys in
+// the new buckets. Another location keeps 4 buckets.
+func TestParquetBucketsGrow(t *testing.T) {
+	ctx, dir := context.Background(), t.TempDir()
+	mem := memory.NewGoAllocator()
+	s, err := NewParquet(dir, WithParquetFileRows(50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if _, err := s.Start(ctx, Run{ID: "r1", Source: "src"}); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(from, to int, name string, loc string, dels ...string) {
+		t.Helper()
+		var rs []row
+		for i := from; i < to; i++ {
+			r := sys(row{"contact_id": fmt.Sprintf("k%04d", i), "name": name}, "src", t0.Add(time.Duration(i)*time.Second))
+			r[whsql.ColLocationID] = loc
+			rs = append(rs, r)
+		}
+		rec := build(t, mem, whsql.Contacts, rs...)
+		defer rec.Release()
+		c := &Commit{RunID: "r1", Records: map[string][]arrow.RecordBatch{"contacts": {rec}}}
+		if len(dels) > 0 {
+			c.Deletes = []Delete{{Table: "contacts", Source: "src", IDs: dels, At: t1}}
+		}
+		if err := s.Commit(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(0, 60, "a", "big")
+	commit(1000, 1010, "a", "small")
+	if n := s.ledger.bucketsOf("contacts", "big"); n != DefaultParquetBuckets {
+		t.Fatalf("60 rows: %d buckets", n)
+	}
+	commit(60, 500, "a", "big")
+	if n := s.ledger.Buckets["contacts"]["big"]; n != 16 {
+		t.Fatalf("500 rows with a bound of 50: %d buckets recorded, want 16", n)
+	}
+	files := 0
+	for _, f := range s.ledger.Tables["contacts"] {
+		if f.Location == "big" {
+			files++
+			if f.Bucket >= 16 || f.Rows > 100 {
+				t.Errorf("file %s: bucket %d, %d rows", f.Path, f.Bucket, f.Rows)
+			}
+		}
+	}
+	if files < 12 {
+		t.Errorf("%d files for 16 buckets", files)
+	}
+	// Updates and deletes find their keys in the new buckets.
+	commit(0, 500, "b", "big", "k0007", "k0123", "k0499")
+	commit(1000, 1010, "b", "small")
+	rows, keys, deleted, names := globCounts(t, dir)
+	if rows != 510 || keys != 510 || deleted != 3 || strings.Contains(names, "=a") {
+		t.Errorf("glob reads %d rows, %d keys, %d deleted; old versions left: %v", rows, keys, deleted, strings.Contains(names, "=a"))
+	}
+	if n := s.ledger.bucketsOf("contacts", "small"); n != DefaultParquetBuckets {
+		t.Errorf("small location: %d buckets", n)
+	}
+	// A reopened sink reads the count from the manifest.
+	s2, err := NewParquet(dir, WithParquetFileRows(50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close(ctx)
+	if _, err := s2.Start(ctx, Run{ID: "r2", Source: "src"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := s2.ledger.bucketsOf("contacts", "big"); n != 16 {
+		t.Errorf("reopened: %d buckets", n)
+	}
+	on, _ := filepath.Glob(filepath.Join(dir, "contacts", "location_id=big", "*.parquet"))
+	if len(on) != files {
+		t.Errorf("%d files on disk, manifest lists %d", len(on), files)
 	}
 }
