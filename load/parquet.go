@@ -97,6 +97,7 @@ type ledger struct {
 	// Buckets is the bucket count of each partition (table, then
 	// location) whose count grew past DefaultParquetBuckets.
 	Buckets map[string]map[string]int `json:"buckets,omitempty"`
+	Probes  []Probe                   `json:"probes,omitempty"` // remembered bulk probe refusals
 	// RunArchives are the Parquet files of older runs, oldest first.
 	RunArchives []string    `json:"run_archives,omitempty"`
 	Sweeps      []string    `json:"sweeps,omitempty"`     // sweep files, oldest first
@@ -476,6 +477,9 @@ func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 		return fmt.Errorf("sweeps: %w", err)
 	}
 	next.Reconciles = addReconciles(next.Reconciles, c.Reconciled)
+	next.Probes = upsert(next.Probes, c.Probes, func(a, b Probe) bool {
+		return a.Source == b.Source && a.LocationID == b.LocationID && a.TokenID == b.TokenID && a.Resource == b.Resource
+	}, func(p Probe) Probe { p.At = p.At.UTC().Truncate(time.Microsecond); return p })
 	next.Retries = applyRetries(next.Retries, c)
 	next.Watermarks = upsert(next.Watermarks, c.Watermarks, func(a, b Watermark) bool {
 		return a.Source == b.Source && a.LocationID == b.LocationID && a.Resource == b.Resource
@@ -609,6 +613,7 @@ func (l *ledger) clone() *ledger {
 	n.Windows = slices.Clone(l.Windows)
 	n.Runs = slices.Clone(l.Runs)
 	n.RunArchives = slices.Clone(l.RunArchives)
+	n.Probes = slices.Clone(l.Probes)
 	n.Buckets = map[string]map[string]int{}
 	for t, m := range l.Buckets {
 		n.Buckets[t] = maps.Clone(m)

@@ -405,3 +405,21 @@ func (p *Parquet) sweepViews(l *ledger) string {
 		[]string{"VARCHAR", "VARCHAR", "TIMESTAMPTZ", "VARCHAR", "BIGINT", "BIGINT"}, rows))
 	return b.String()
 }
+
+// Probes implements Store.
+func (p *Parquet) Probes(ctx context.Context, source, location string) ([]Probe, error) {
+	l, err := p.load()
+	if err != nil {
+		return nil, err
+	}
+	var out []Probe
+	for _, pr := range l.Probes {
+		if pr.Source == source && pr.LocationID == location {
+			out = append(out, pr)
+		}
+	}
+	slices.SortFunc(out, func(a, b Probe) int {
+		return cmpAll(strings.Compare(a.TokenID, b.TokenID), strings.Compare(a.Resource, b.Resource))
+	})
+	return out, nil
+}

@@ -89,7 +89,43 @@ func writeState(ctx context.Context, c *sql.Conn, cm *Commit) error {
 			return fmt.Errorf("reconciles: %w", err)
 		}
 	}
+	for _, pr := range cm.Probes {
+		if err := exec(ctx, c, `DELETE FROM probes WHERE source = ? AND location_id = ? AND token_id = ? AND resource = ?`,
+			pr.Source, pr.LocationID, pr.TokenID, pr.Resource); err != nil {
+			return fmt.Errorf("probes: %w", err)
+		}
+		if err := exec(ctx, c, `INSERT INTO probes VALUES (?, ?, ?, ?, ?, ?)`,
+			pr.Source, pr.LocationID, pr.TokenID, pr.Resource, pr.Reason, pr.At.UTC()); err != nil {
+			return fmt.Errorf("probes: %w", err)
+		}
+	}
 	return writeRetries(ctx, c, cm)
+}
+
+// Probes implements Store.
+func (d *DuckDB) Probes(ctx context.Context, source, location string) ([]Probe, error) {
+	var out []Probe
+	err := d.session(ctx, func(c *sql.Conn) error {
+		rows, err := c.QueryContext(ctx, `SELECT token_id, resource, coalesce(reason, ''), probed_at FROM probes
+			WHERE source = ? AND location_id = ? ORDER BY token_id, resource`, source, location)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			pr := Probe{Source: source, LocationID: location}
+			if err := rows.Scan(&pr.TokenID, &pr.Resource, &pr.Reason, &pr.At); err != nil {
+				return err
+			}
+			pr.At = pr.At.UTC()
+			out = append(out, pr)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("probes of %s: %w", location, err)
+	}
+	return out, nil
 }
 
 func readState(ctx context.Context, c *sql.Conn, source string) (*State, error) {

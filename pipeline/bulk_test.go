@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -438,4 +439,55 @@ func TestTargetsBatchTasks(t *testing.T) {
 	}
 	e.compare()
 	t.Logf("%d targets: %d task requests instead of %d", len(targets), st.ByKind["tasks_search"], len(targets))
+}
+
+// A static token refused the bulk probes has them remembered in the
+// warehouse under its identity (never the token): the next run with the
+// same token asks no probe and reads per contact; another token probes
+// again. Both sinks.
+func TestBulkProbesRemembered(t *testing.T) {
+	for _, kind := range []string{WarehouseDuckDB, WarehouseParquet} {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnvScopes(t, kind, sim.Config{Seed: 35, Contacts: 60, Locations: 2}, api.ScopeContactsRO, api.ScopeLocationsRO)
+			opt := Options{Lookback: time.Minute, SweepRuns: 24, ReconcileEvery: 0}
+			withID := func(id string) func(*Job) {
+				return func(j *Job) {
+					for i := range j.Locations {
+						j.Locations[i].TokenID = TokenID("static", id+j.Locations[i].Client.Location())
+					}
+				}
+			}
+			probes := func() int64 { st := e.srv.Stats(); return st.ByKind["tasks_search"] + st.ByKind["calendars"] }
+			for i, tc := range []struct {
+				token  string
+				probes int64
+			}{{"pit-a", 4}, {"pit-a", 0}, {"pit-b", 4}, {"pit-b", 0}} {
+				e.srv.ResetStats()
+				if _, err := e.run(opt, withID(tc.token)); err != nil {
+					t.Fatal(err)
+				}
+				if got := probes(); got != tc.probes {
+					t.Errorf("run %d (%s): %d probes, want %d", i, tc.token, got, tc.probes)
+				}
+			}
+			e.compare()
+			sink, err := OpenSink(kind, e.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sink.Close(context.Background())
+			ps, err := sink.Probes(context.Background(), "sim", e.srv.Locations()[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ps) != 4 {
+				t.Errorf("%d probes remembered, want 2 tokens × 2 resources: %+v", len(ps), ps)
+			}
+			for _, p := range ps {
+				if strings.Contains(p.TokenID, "pit-") || strings.Contains(p.Reason, "pit-") {
+					t.Errorf("a token in the state: %+v", p)
+				}
+			}
+		})
+	}
 }

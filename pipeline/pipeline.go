@@ -85,6 +85,11 @@ type Location struct {
 	// Scopes are the scopes the location's token was granted, when known
 	// (an OAuth token store records them); nil: unknown, probe.
 	Scopes []string
+	// TokenID is a non-secret identity of the location's token (see
+	// TokenID); when set, bulk probes the token was refused are
+	// remembered in the warehouse for ProbeMemory, so later runs with the
+	// same token don't pay them. "": probe every run.
+	TokenID string
 	// Targets are contacts to read by id with their children (and to
 	// soft-delete, with their children, when the API answers 404), before
 	// the windows; with Options.TargetsOnly, instead of them.
@@ -351,7 +356,7 @@ func (j *runner) targets(ctx context.Context, l Location) error {
 	c := l.Client
 	cm := &committer{j: j, loc: c.Location(), client: c}
 	opt := j.Stream
-	opt.BatchTasks = j.batchTasks(l)
+	opt.BatchTasks = j.batchTasks(ctx, l)
 	return j.pipe(ctx, l, cm, func(ctx context.Context, out chan<- api.Record) error {
 		return extract.StreamContacts(ctx, c, l.Targets, extract.DefaultSweepChunk, opt, out)
 	})
