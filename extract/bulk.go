@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
@@ -59,11 +61,21 @@ func bulkErr(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// TaskBatchContacts is how many contact ids one tasks/search request
+// filters on (its contactId array). The vendor spec states no maximum;
+// 100 keeps a request body near 2.5 kB.
+const TaskBatchContacts = 100
+
 // TasksPage reads one page of the location's tasks (skip, limit). An
 // answer without a tasks array fails with ErrUnusableBulk.
 func (c *Client) TasksPage(ctx context.Context, skip, limit int) ([]json.RawMessage, error) {
+	return c.tasksPage(ctx, nil, skip, limit)
+}
+
+// tasksPage is TasksPage, only for the tasks of contacts (all when empty).
+func (c *Client) tasksPage(ctx context.Context, contacts []string, skip, limit int) ([]json.RawMessage, error) {
 	b, err := c.do(ctx, http.MethodPost, "/locations/"+pathEscape(c.location)+"/tasks/search", nil,
-		api.TaskSearchRequest{Limit: limit, Skip: skip})
+		api.TaskSearchRequest{Limit: limit, Skip: skip, ContactID: contacts})
 	if err != nil {
 		return nil, bulkErr(fmt.Sprintf("tasks search skip %d", skip), err)
 	}
@@ -86,12 +98,18 @@ func (c *Client) ProbeTasks(ctx context.Context) ([]json.RawMessage, error) {
 // StreamTasks sends every task of the location, starting with first (the
 // page ProbeTasks read) and paging with skip until a short page, then a
 // Mark (Resource MarkBulk). Each task's contactId is its parent
-// (Record.ContactID). One request per page; it never closes out.
+// (Record.ContactID). The Mark's Listing names every task listed. One
+// request per page; it never closes out.
 func StreamTasks(ctx context.Context, c *Client, first []json.RawMessage, out chan<- api.Record) error {
 	page, skip := first, 0
+	var ids []string
 	for {
 		for _, it := range page {
-			if err := send(ctx, out, bulkRecord(c, api.ResourceTasks, it)); err != nil {
+			r, id := bulkRecord(c, api.ResourceTasks, it)
+			if id != "" {
+				ids = append(ids, id)
+			}
+			if err := send(ctx, out, r); err != nil {
 				return err
 			}
 		}
@@ -104,15 +122,46 @@ func StreamTasks(ctx context.Context, c *Client, first []json.RawMessage, out ch
 			return err
 		}
 	}
-	return send(ctx, out, api.Record{Mark: &api.Mark{LocationID: c.location, Resource: MarkBulk}})
+	return send(ctx, out, api.Record{Mark: &api.Mark{LocationID: c.location, Resource: MarkBulk,
+		Listing: &api.Listing{Resource: api.ResourceTasks, IDs: ids}}})
 }
 
-func bulkRecord(c *Client, res string, raw json.RawMessage) api.Record {
-	var k struct {
-		ContactID string `json:"contactId"`
+// bulkRecord is the Record of one listed item, and the item's id ("" when
+// it has none that reads as a string).
+// StreamContactTasks sends the tasks of the contacts ids, read with
+// tasks/search's contactId filter: TaskBatchContacts ids per request body,
+// each batch paged with skip until a short page. It sends no Mark. It
+// fails with ErrNoBulkScope or ErrUnusableBulk (wrapped) when the endpoint
+// cannot be used: the caller then reads the tasks per contact.
+func StreamContactTasks(ctx context.Context, c *Client, ids []string, out chan<- api.Record) error {
+	for batch := range slices.Chunk(ids, TaskBatchContacts) {
+		for skip := 0; ; {
+			page, err := c.tasksPage(ctx, batch, skip, TaskPageLimit)
+			if err != nil {
+				return err
+			}
+			for _, it := range page {
+				r, _ := bulkRecord(c, api.ResourceTasks, it)
+				if err := send(ctx, out, r); err != nil {
+					return err
+				}
+			}
+			if len(page) < TaskPageLimit {
+				break
+			}
+			skip += len(page)
+		}
 	}
+	return nil
+}
+
+func bulkRecord(c *Client, res string, raw json.RawMessage) (api.Record, string) {
+	var k map[string]json.RawMessage
 	_ = json.Unmarshal(raw, &k) // a record that does not decode is rejected by transform
-	return api.Record{Resource: res, LocationID: c.location, ContactID: k.ContactID, Raw: raw}
+	var id, contact string
+	_ = json.Unmarshal(k["id"], &id)
+	_ = json.Unmarshal(k["contactId"], &contact)
+	return api.Record{Resource: res, LocationID: c.location, ContactID: contact, Raw: raw}, id
 }
 
 // Calendars lists the ids of the location's calendars. An answer without a
@@ -215,12 +264,15 @@ func (c *Client) ProbeEvents(ctx context.Context, from, to time.Time) (EventsPro
 // StreamEvents sends the appointments of every calendar of p starting in
 // [p.From, p.To), window by window (at most MaxEventsRange each,
 // concurrency requests in flight), then a Mark (Resource MarkBulk). Each
-// event's contactId is its parent. It never closes out.
+// event's contactId is its parent; the Mark's Listing names every event
+// listed and the range. It never closes out.
 func StreamEvents(ctx context.Context, c *Client, p EventsProbe, concurrency int, out chan<- api.Record) error {
 	if concurrency <= 0 {
 		concurrency = DefaultConcurrency
 	}
 	wins := EventWindows(p.From, p.To, 0)
+	var mu sync.Mutex
+	var ids []string
 	g, gctx := errgroupWithLimit(ctx, concurrency)
 	for ci, cal := range p.Calendars {
 		for wi, w := range wins {
@@ -233,7 +285,13 @@ func StreamEvents(ctx context.Context, c *Client, p EventsProbe, concurrency int
 					}
 				}
 				for _, it := range items {
-					if err := send(gctx, out, bulkRecord(c, api.ResourceAppointments, it)); err != nil {
+					r, id := bulkRecord(c, api.ResourceAppointments, it)
+					if id != "" {
+						mu.Lock()
+						ids = append(ids, id)
+						mu.Unlock()
+					}
+					if err := send(gctx, out, r); err != nil {
 						return err
 					}
 				}
@@ -244,5 +302,9 @@ func StreamEvents(ctx context.Context, c *Client, p EventsProbe, concurrency int
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("bulk appointments: %w", err)
 	}
-	return send(ctx, out, api.Record{Mark: &api.Mark{LocationID: c.location, Resource: MarkBulk}})
+	m := &api.Mark{LocationID: c.location, Resource: MarkBulk}
+	if len(wins) > 0 { // an empty range lists nothing
+		m.Listing = &api.Listing{Resource: api.ResourceAppointments, IDs: ids, From: wins[0][0], To: wins[len(wins)-1][1]}
+	}
+	return send(ctx, out, api.Record{Mark: m})
 }

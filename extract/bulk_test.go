@@ -119,3 +119,104 @@ func TestBulkReads(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// StreamContactTasks reads exactly the tasks of the named contacts, in
+// ceil(n/TaskBatchContacts) batches of one request per page each (the
+// simulator, as the vendor spec, caps no contactId array); StreamContacts
+// with BatchTasks reads no task per contact, and without the scope falls
+// back to them after one refused request.
+func TestContactTasksBatches(t *testing.T) {
+	ctx := context.Background()
+	srv, c := bulkClient(t, api.ScopeContactsRO, api.ScopeTasksRO)
+	truth := srv.Truth("loc-0001")
+	var ids []string
+	want := map[string]string{}
+	for i, ct := range truth {
+		if i%5 == 4 || ct.Deleted {
+			continue // leave some out: they must not be listed
+		}
+		ids = append(ids, ct.Contact.ID)
+		for _, k := range ct.Tasks {
+			want[k.ID] = ct.Contact.ID
+		}
+	}
+	var pages int64
+	for b := 0; b < len(ids); b += TaskBatchContacts {
+		n := 0
+		for _, id := range ids[b:min(b+TaskBatchContacts, len(ids))] {
+			for _, ct := range truth {
+				if ct.Contact.ID == id {
+					n += len(ct.Tasks)
+				}
+			}
+		}
+		pages += int64(n/TaskPageLimit + 1)
+	}
+	out := make(chan api.Record, 100_000)
+	srv.ResetStats()
+	if err := StreamContactTasks(ctx, c, ids, out); err != nil {
+		t.Fatal(err)
+	}
+	close(out)
+	got := map[string]string{}
+	for r := range out {
+		var k struct{ ID string }
+		json.Unmarshal(r.Raw, &k)
+		if _, dup := got[k.ID]; dup {
+			t.Errorf("task %s twice", k.ID)
+		}
+		got[k.ID] = r.ContactID
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d tasks, want %d", len(got), len(want))
+	}
+	for id, cid := range want {
+		if got[id] != cid {
+			t.Errorf("task %s: parent %q, want %q", id, got[id], cid)
+		}
+	}
+	if st := srv.Stats(); st.ByKind["tasks_search"] != pages || st.Requests != pages {
+		t.Errorf("%d tasks/search requests (%d in all) for %d contacts, want %d", st.ByKind["tasks_search"], st.Requests, len(ids), pages)
+	}
+
+	// Through StreamContacts, with and without the scope.
+	for _, tc := range []struct {
+		name   string
+		scopes []string
+		search int64 // tasks/search requests
+	}{
+		{"scope", []string{api.ScopeContactsRO, api.ScopeTasksRO}, pages},
+		{"no scope", []string{api.ScopeContactsRO}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, c := bulkClient(t, tc.scopes...)
+			out := make(chan api.Record, 100_000)
+			opt := StreamOptions{Children: []string{api.ResourceTasks, api.ResourceNotes}, BatchTasks: true}
+			if err := StreamContacts(ctx, c, ids, DefaultSweepChunk, opt, out); err != nil {
+				t.Fatal(err)
+			}
+			close(out)
+			tasks := map[string]bool{}
+			for r := range out {
+				if r.Resource == api.ResourceTasks && r.Problem == "" {
+					var k struct{ ID string }
+					json.Unmarshal(r.Raw, &k)
+					tasks[k.ID] = true
+				}
+			}
+			for id := range want {
+				if !tasks[id] {
+					t.Errorf("task %s not read", id)
+				}
+			}
+			st := srv.Stats()
+			perContact := int64(0)
+			if tc.search == 1 {
+				perContact = int64(len(ids))
+			}
+			if st.ByKind["tasks_search"] != tc.search || st.ByKind["tasks"] != perContact || st.ByKind["contact"] != int64(len(ids)) {
+				t.Errorf("requests %v, want %d tasks/search and %d per contact", st.ByKind, tc.search, perContact)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -84,7 +85,7 @@ func errgroupWithLimit(ctx context.Context, n int) (*errgroup.Group, context.Con
 }
 
 // StreamContacts reads each of ids with GET /contacts/{id} and its
-// opt.Children, sending them with a Mark (Resource MarkRetry, IDs set)
+// opt.Children (the tasks of a chunk in batches with opt.BatchTasks), sending them with a Mark (Resource MarkRetry, IDs set)
 // after every chunk. A contact the API no longer has (404) is left out of
 // the stream and listed in the mark's Gone. It never closes out.
 func StreamContacts(ctx context.Context, c *Client, ids []string, chunk int, opt StreamOptions, out chan<- api.Record) error {
@@ -94,10 +95,24 @@ func StreamContacts(ctx context.Context, c *Client, ids []string, chunk int, opt
 	if chunk <= 0 {
 		chunk = DefaultSweepChunk
 	}
+	batch := opt.BatchTasks && slices.Contains(opt.Children, api.ResourceTasks)
 	for len(ids) > 0 {
 		n := min(chunk, len(ids))
 		part := ids[:n]
 		ids = ids[n:]
+		children := opt.Children
+		if batch {
+			// The chunk's tasks first, so that its mark covers them.
+			err := StreamContactTasks(ctx, c, part, out)
+			switch {
+			case err == nil:
+				children = slices.DeleteFunc(slices.Clone(children), func(r string) bool { return r == api.ResourceTasks })
+			case errors.Is(err, ErrNoBulkScope) || errors.Is(err, ErrUnusableBulk):
+				batch = false
+			default:
+				return fmt.Errorf("read contacts again: %w", err)
+			}
+		}
 		var mu sync.Mutex
 		read := make([]string, 0, len(part))
 		var gone []string
@@ -123,7 +138,7 @@ func StreamContacts(ctx context.Context, c *Client, ids []string, chunk int, opt
 				if err := send(gctx, out, api.Record{Resource: api.ResourceContacts, LocationID: c.location, Raw: cr.Contact}); err != nil {
 					return err
 				}
-				for _, res := range opt.Children {
+				for _, res := range children {
 					if err := fetchChildren(gctx, c, id, res, out); err != nil {
 						return err
 					}

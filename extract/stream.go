@@ -28,6 +28,12 @@ type StreamOptions struct {
 	// Unchanged, if set, says a contact (raw, as search returned it) is
 	// already stored as it is: neither it nor its children are sent.
 	Unchanged func(contactID string, raw json.RawMessage) bool
+	// BatchTasks, for StreamContacts, reads the tasks of each chunk of
+	// contacts with tasks/search's contactId filter (StreamContactTasks)
+	// instead of one request per contact, when Children has tasks. When
+	// the endpoint refuses (no scope, unusable answer) the tasks are read
+	// per contact from then on.
+	BatchTasks bool
 }
 
 // Stream pages through the location's contacts and sends, for each page, the

@@ -53,6 +53,7 @@ type config struct {
 	mem          memory.Allocator
 	rowGroupRows int64
 	log          *slog.Logger
+	fileRows     int64 // Parquet: rows per bucket file before a partition's buckets double
 }
 
 func newConfig(opts []Option) config {
@@ -62,6 +63,7 @@ func newConfig(opts []Option) config {
 		tempDir:      os.TempDir(),
 		mem:          memory.DefaultAllocator,
 		rowGroupRows: DefaultRowGroupRows,
+		fileRows:     DefaultParquetFileRows,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -91,3 +93,8 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // WithRowGroupRows bounds the rows per Parquet row group (default
 // DefaultRowGroupRows).
 func WithRowGroupRows(n int64) Option { return func(c *config) { c.rowGroupRows = n } }
+
+// WithParquetFileRows bounds the rows of one Parquet bucket file (default
+// DefaultParquetFileRows): a partition whose rows would exceed it per
+// bucket is rewritten with twice the buckets, as often as needed.
+func WithParquetFileRows(n int64) Option { return func(c *config) { c.fileRows = n } }

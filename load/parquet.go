@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,8 +35,9 @@ const (
 
 // Parquet is a Sink that writes Parquet files to a directory:
 //
-//	<dir>/<table>/location_id=<id>/b<bucket>-<seq>.parquet  the current row of each key (zstd)
+//	<dir>/<table>/location_id=<id>/b<bucket>.parquet  the current row of each key (zstd)
 //	<dir>/sweeps/<seq>[.c].parquet  when contacts' children were read in full (.c: compacted)
+//	<dir>/_runs/runs-<seq>.parquet  runs older than the manifest's latest (see ParquetManifestRuns)
 //	<dir>/_manifest.json            published files (relative paths, row counts), schema version,
 //	                                windows, watermarks, runs, retries, reconciles (the commit point)
 //	<dir>/views.sql                 DuckDB views over the folders, relative paths (run from <dir>)
@@ -49,21 +51,26 @@ const (
 // A commit merges its rows into copies of the (location, bucket) files it
 // touches (see mergeTable), written and fsynced under _staging, then
 // publishes the manifest naming the new files and the state that covers
-// them (temp file, fsync, rename, fsync of the directory), then moves the
-// new files into place and removes the ones they replace. A crash before
-// the manifest is written leaves the old version (Start removes the
-// staging area); after it, the next Start finishes the moves and removals
-// the manifest records as pending. Start also removes any file in the
-// table folders that the manifest does not name.
+// them (temp file, fsync, rename, fsync of the directory), then renames
+// each new file over the old one of the same name: rename(2) replaces it
+// atomically, so a glob reader sees every key in exactly one file, old or
+// new, at any instant, also after a crash. A crash before the manifest is
+// written leaves the old version (Start removes the staging area); after
+// it, the next Start finishes the renames the manifest records as pending
+// (a commit that touched several buckets rolls forward; until then a glob
+// reader sees some buckets new, some old, each key once). Start also
+// removes any file in the table folders that the manifest does not name.
+// Files of the first naming (b<bucket>-<seq>.parquet) are replaced by the
+// commit that next touches their bucket: only then, between the rename
+// and the removal, can a glob reader see a key twice.
 //
 // One Parquet sink per directory at a time; it is not safe for concurrent use.
 type Parquet struct {
-	dir     string
-	cfg     config
-	ledger  *ledger
-	last    CommitStats
-	hook    func(table string) error
-	buckets int
+	dir    string
+	cfg    config
+	ledger *ledger
+	last   CommitStats
+	hook   func(table string) error
 	// publishHook, when set, is called at each step of a publish
 	// ("staged", "manifest", "moved"); an error stops the commit there,
 	// as a crash would (tests).
@@ -86,10 +93,16 @@ type ledger struct {
 	Pending    pendingMoves `json:"pending"`
 	Watermarks []Watermark  `json:"watermarks"`
 	Windows    []Window     `json:"windows"`
-	Runs       []ledgerRun  `json:"runs"`
-	Sweeps     []string     `json:"sweeps,omitempty"`     // sweep files, oldest first
-	Reconciles []Reconcile  `json:"reconciles,omitempty"` // the latest per (source, location)
-	Retries    []Retry      `json:"retries,omitempty"`    // by source, location, FirstAt, ContactID
+	Runs       []ledgerRun  `json:"runs"` // the latest (see ParquetManifestRuns)
+	// Buckets is the bucket count of each partition (table, then
+	// location) whose count grew past DefaultParquetBuckets.
+	Buckets map[string]map[string]int `json:"buckets,omitempty"`
+	Probes  []Probe                   `json:"probes,omitempty"` // remembered bulk probe refusals
+	// RunArchives are the Parquet files of older runs, oldest first.
+	RunArchives []string    `json:"run_archives,omitempty"`
+	Sweeps      []string    `json:"sweeps,omitempty"`     // sweep files, oldest first
+	Reconciles  []Reconcile `json:"reconciles,omitempty"` // the latest per (source, location)
+	Retries     []Retry     `json:"retries,omitempty"`    // by source, location, FirstAt, ContactID
 	// Data files of the first layout (ledger.json); read to refuse them.
 	Files          map[string][]string `json:"files,omitempty"`
 	Deletes        map[string][]string `json:"deletes,omitempty"`
@@ -131,7 +144,7 @@ func NewParquet(dir string, opts ...Option) (*Parquet, error) {
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return nil, fmt.Errorf("parquet warehouse: %w", err)
 	}
-	return &Parquet{dir: d, cfg: newConfig(opts), buckets: DefaultParquetBuckets}, nil
+	return &Parquet{dir: d, cfg: newConfig(opts)}, nil
 }
 
 // Dir is the sink's absolute directory.
@@ -295,6 +308,9 @@ func (p *Parquet) Start(ctx context.Context, run Run) (*State, error) {
 		}
 	}
 	next.Runs = append(next.Runs, ledgerRun{Run: run})
+	if err := p.archiveRuns(ctx, next); err != nil {
+		return nil, fmt.Errorf("start run %s: %w", run.ID, err)
+	}
 	if err := p.publish(next); err != nil {
 		return nil, fmt.Errorf("start run %s: %w", run.ID, err)
 	}
@@ -324,8 +340,11 @@ func (p *Parquet) collect(l *ledger) {
 	for _, n := range l.Sweeps {
 		listed[filepath.FromSlash(n)] = true
 	}
+	for _, n := range l.RunArchives {
+		listed[filepath.FromSlash(n)] = true
+	}
 	os.RemoveAll(filepath.Join(p.dir, parquetStagingDir))
-	dirs := []string{parquetSweepsDir}
+	dirs := []string{parquetSweepsDir, parquetRunsDir}
 	for _, t := range whsql.Tables {
 		dirs = append(dirs, t.Name)
 	}
@@ -458,6 +477,9 @@ func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 		return fmt.Errorf("sweeps: %w", err)
 	}
 	next.Reconciles = addReconciles(next.Reconciles, c.Reconciled)
+	next.Probes = upsert(next.Probes, c.Probes, func(a, b Probe) bool {
+		return a.Source == b.Source && a.LocationID == b.LocationID && a.TokenID == b.TokenID && a.Resource == b.Resource
+	}, func(p Probe) Probe { p.At = p.At.UTC().Truncate(time.Microsecond); return p })
 	next.Retries = applyRetries(next.Retries, c)
 	next.Watermarks = upsert(next.Watermarks, c.Watermarks, func(a, b Watermark) bool {
 		return a.Source == b.Source && a.LocationID == b.LocationID && a.Resource == b.Resource
@@ -590,6 +612,12 @@ func (l *ledger) clone() *ledger {
 	n.Watermarks = slices.Clone(l.Watermarks)
 	n.Windows = slices.Clone(l.Windows)
 	n.Runs = slices.Clone(l.Runs)
+	n.RunArchives = slices.Clone(l.RunArchives)
+	n.Probes = slices.Clone(l.Probes)
+	n.Buckets = map[string]map[string]int{}
+	for t, m := range l.Buckets {
+		n.Buckets[t] = maps.Clone(m)
+	}
 	return &n
 }
 

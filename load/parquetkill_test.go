@@ -79,10 +79,19 @@ func killTruth(n int) (names string, deleted int64) {
 	return strings.Join(ids, ","), deleted
 }
 
+// committedKeys is how many keys commits 0..n-1 of contactsCommit wrote.
+func committedKeys(n int) int64 {
+	names, _ := killTruth(n)
+	if names == "" {
+		return 0
+	}
+	return int64(strings.Count(names, ",") + 1)
+}
+
 // A child process commits in a loop and is SIGKILLed after a random
 // number of its own output lines (publish steps and commits), not after a
-// time. After each kill a Start recovers the directory, and a plain glob
-// reads every committed commit's rows once: no duplicate key, no lost or
+// time. Right after each kill a plain glob reads each key once; then a
+// Start recovers the directory, and the glob reads every committed commit's rows once: no duplicate key, no lost or
 // extra commit, no orphan file, no staging left. 8 kills; SOAK=1: 40.
 func TestParquetSIGKILL(t *testing.T) {
 	kills := 8
@@ -122,6 +131,12 @@ func TestParquetSIGKILL(t *testing.T) {
 		}
 		cmd.Process.Kill() // SIGKILL
 		cmd.Wait()
+		// Before any recovery a glob reader sees every key once: in the
+		// old version of its bucket or the new, never both, never none.
+		if rows, keys, _, _ := globCounts(t, dir); rows != keys || keys < committedKeys(lastCommitted+1) {
+			t.Fatalf("kill %d after %q, before recovery: glob reads %d rows, %d keys, want one row per key and at least %d keys",
+				k, lastLine, rows, keys, committedKeys(lastCommitted+1))
+		}
 		// Recover as the next run would, and read the tree with a glob.
 		s, err := NewParquet(dir)
 		if err != nil {

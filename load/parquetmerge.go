@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"database/sql"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -18,21 +19,64 @@ import (
 )
 
 // Copy-on-write merge: every table's rows live in
-// <table>/location_id=<id>/b<bucket>-<seq>.parquet, one file per
-// (location, bucket), each holding the current row of its keys. A commit
-// rewrites only the (location, bucket) files its rows and deletes touch:
-// the old file's rows and the commit's are merged by key in DuckDB, the
-// commit's soft deletes applied, and the result written to the staging
-// area; the manifest then swaps the old file for the new one.
+// <table>/location_id=<id>/b<bucket>.parquet, one file per (location,
+// bucket), each holding the current row of its keys. A commit rewrites
+// only the (location, bucket) files its rows and deletes touch: the old
+// file's rows and the commit's are merged by key in DuckDB, the commit's
+// soft deletes applied, and the result written to the staging area; after
+// the manifest is published the new file is renamed over the old one.
 //
-// Rows are bucketed by the first hex digit of md5(contact_id) modulo the
-// bucket count, so a contact and its children share a bucket and the
-// pipeline's deletes (contacts by key, children by contact) touch one
-// bucket per location. This assumes a key keeps its location and contact.
+// Rows are bucketed by a hash of contact_id modulo the partition's bucket
+// count, so a contact and its children share a bucket and the pipeline's
+// deletes (contacts by key, children by contact) touch one bucket per
+// location. This assumes a key keeps its location and contact.
+//
+// A partition starts with DefaultParquetBuckets buckets. When a commit
+// would leave it with more than the file bound (WithParquetFileRows,
+// DefaultParquetFileRows) rows per bucket on average, the commit rewrites
+// the whole partition with the count doubled (as often as needed) and the
+// manifest records it (ledger.Buckets). With a power-of-two count a key of
+// bucket b goes to b or b+n: the new files are renamed in bucket order, so
+// during those renames a glob reader can miss a moving key (never see it
+// twice); readers through the manifest or views.sql see one version.
 const (
-	parquetStagingDir     = "_staging"
-	DefaultParquetBuckets = 4
+	parquetStagingDir      = "_staging"
+	DefaultParquetBuckets  = 4
+	DefaultParquetFileRows = 1_000_000
 )
+
+// bucketsOf is the bucket count of a partition of table.
+func (l *ledger) bucketsOf(table, loc string) int {
+	if n := l.Buckets[table][loc]; n > 0 {
+		return n
+	}
+	return DefaultParquetBuckets
+}
+
+// bucketCountSQL is the bucket count of each row's partition of table, over
+// the _location_id column.
+func (l *ledger) bucketCountSQL(table string) string {
+	m := l.Buckets[table]
+	if len(m) == 0 {
+		return fmt.Sprint(DefaultParquetBuckets)
+	}
+	locs := slices.Sorted(maps.Keys(m))
+	var b strings.Builder
+	b.WriteString("CASE " + quote(whsql.ColLocationID))
+	for _, loc := range locs {
+		fmt.Fprintf(&b, " WHEN %s THEN %d", sqlString(loc), m[loc])
+	}
+	fmt.Fprintf(&b, " ELSE %d END", DefaultParquetBuckets)
+	return b.String()
+}
+
+// bucketFile is the published file of one bucket, relative, with slashes.
+// Its name never changes: a commit renames the new version over the old
+// one (an atomic replace), so a reader that globs the folders sees each
+// key exactly once, in the old version or the new, at every instant.
+func bucketFile(table, loc string, bucket int) string {
+	return path.Join(partDir(table, loc), fmt.Sprintf("b%d.parquet", bucket))
+}
 
 // part names one file of a table: a location and a bucket.
 type part struct {
@@ -40,14 +84,25 @@ type part struct {
 	bucket int
 }
 
-func bucketOf(v string, n int) int {
+// bucketHash is the hash of v that buckets are taken from: its low four
+// bits are md5's first hex digit (the first layout's bucket), the next
+// sixteen md5's second and third bytes.
+func bucketHash(v string) int {
 	s := md5.Sum([]byte(v))
-	return int(s[0]>>4) % n
+	return int(s[0]>>4) | int(s[1])<<4 | int(s[2])<<12
 }
 
-// bucketSQL is bucketOf in DuckDB SQL over column col.
-func bucketSQL(col string, n int) string {
-	return fmt.Sprintf("((strpos('0123456789abcdef', substr(md5(coalesce(CAST(%s AS VARCHAR), '')), 1, 1)) - 1) %% %d)", quote(col), n)
+func bucketOf(v string, n int) int { return bucketHash(v) % n }
+
+// bucketSQL is bucketOf in DuckDB SQL over column col, with n an SQL
+// expression.
+func bucketSQL(col string, n string) string {
+	h := fmt.Sprintf("md5(coalesce(CAST(%s AS VARCHAR), ''))", quote(col))
+	nib := func(i int) string {
+		return fmt.Sprintf("(strpos('0123456789abcdef', substr(%s, %d, 1)) - 1)", h, i)
+	}
+	return fmt.Sprintf("((%s + 16 * %s + 256 * %s + 4096 * %s + 65536 * %s) %% (%s))",
+		nib(1), nib(4), nib(3), nib(6), nib(5), n)
 }
 
 // bucketCol is the column rows of t are bucketed by.
@@ -108,7 +163,6 @@ func (p *Parquet) mergeTable(ctx context.Context, c *sql.Conn, t whsql.Table, re
 	next *ledger, stage string) (TableStats, error) {
 	st := TableStats{Staged: rowCount(recs)}
 	touched := map[part]bool{}
-	nb := p.buckets
 	bcol := bucketCol(t)
 	in := ""
 	if st.Staged > 0 {
@@ -116,10 +170,13 @@ func (p *Parquet) mergeTable(ctx context.Context, c *sql.Conn, t whsql.Table, re
 		if err := writeStaged(in, t.Schema, recs, p.cfg); err != nil {
 			return st, err
 		}
+		if err := p.grow(ctx, c, t, recs, in, next, touched); err != nil {
+			return st, fmt.Errorf("bucket count: %w", err)
+		}
 		for _, r := range recs {
 			locs, keys := stringCol(r, whsql.ColLocationID), stringCol(r, bcol)
 			for i := range locs {
-				touched[part{locs[i], bucketOf(keys[i], nb)}] = true
+				touched[part{locs[i], bucketOf(keys[i], next.bucketsOf(t.Name, locs[i]))}] = true
 			}
 		}
 	}
@@ -127,7 +184,8 @@ func (p *Parquet) mergeTable(ctx context.Context, c *sql.Conn, t whsql.Table, re
 	if _, ok := t.Schema.FieldsByName(whsql.ColDeletedAt); ok && len(dels) > 0 {
 		// The files that hold a key to delete: those of the ids' buckets
 		// when the delete matches the bucket column, else all of them.
-		buckets, all := map[int]bool{}, false
+		var byBucket []string // ids matched against the bucket column
+		all := false
 		b := array.NewRecordBuilder(p.cfg.mem, parquetDeleteSchema)
 		var ord int64
 		idCol := t.Key[len(t.Key)-1]
@@ -138,7 +196,7 @@ func (p *Parquet) mergeTable(ctx context.Context, c *sql.Conn, t whsql.Table, re
 			}
 			for _, id := range d.IDs {
 				if match == bcol {
-					buckets[bucketOf(id, nb)] = true
+					byBucket = append(byBucket, id)
 				} else {
 					all = true
 				}
@@ -158,9 +216,19 @@ func (p *Parquet) mergeTable(ctx context.Context, c *sql.Conn, t whsql.Table, re
 		if err != nil {
 			return st, err
 		}
+		buckets := map[[2]int]bool{} // (count, bucket)
+		counts := map[int]bool{}
+		for _, f := range next.Tables[t.Name] {
+			if n := next.bucketsOf(t.Name, f.Location); !counts[n] {
+				counts[n] = true
+				for _, id := range byBucket {
+					buckets[[2]int{n, bucketOf(id, n)}] = true
+				}
+			}
+		}
 		var cands []string
 		for _, f := range next.Tables[t.Name] {
-			if all || buckets[f.Bucket] {
+			if all || buckets[[2]int{next.bucketsOf(t.Name, f.Location), f.Bucket}] {
 				cands = append(cands, f.Path)
 			}
 		}
@@ -207,6 +275,64 @@ func (p *Parquet) mergeTable(ctx context.Context, c *sql.Conn, t whsql.Table, re
 	}
 	st.Written, st.Replaced, st.Deleted = ps.Written, ps.Replaced, ps.Deleted
 	return st, nil
+}
+
+// grow doubles the bucket count of each partition of t that recs (staged
+// in in) would leave with more than the file bound of rows per bucket,
+// records it in next and marks every bucket of the partition touched: the
+// commit rewrites the whole partition. The rows are counted exactly (keys
+// of the old files and the staged rows) only when the upper bound (every
+// staged row new) crosses the bound.
+func (p *Parquet) grow(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord, in string, next *ledger, touched map[part]bool) error {
+	bound := p.cfg.fileRows
+	if bound <= 0 {
+		return nil
+	}
+	rows := map[string]int64{}
+	for _, r := range recs {
+		for _, loc := range stringCol(r, whsql.ColLocationID) {
+			rows[loc]++
+		}
+	}
+	files := map[string][]string{}
+	for _, f := range next.Tables[t.Name] {
+		if _, ok := rows[f.Location]; ok {
+			rows[f.Location] += f.Rows
+			files[f.Location] = append(files[f.Location], f.Path)
+		}
+	}
+	for _, loc := range slices.Sorted(maps.Keys(rows)) {
+		n, old := rows[loc], next.bucketsOf(t.Name, loc)
+		if n <= int64(old)*bound {
+			continue
+		}
+		keys := quoteList(t.Key)
+		q := fmt.Sprintf("SELECT %s FROM read_parquet(%s) WHERE %s = %s", keys, sqlString(in), quote(whsql.ColLocationID), sqlString(loc))
+		if len(files[loc]) > 0 {
+			q = fmt.Sprintf("SELECT %s FROM read_parquet(%s, union_by_name = true) UNION %s", keys, p.fileList(files[loc]), q)
+		}
+		if err := c.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*) FROM (%s)", q)).Scan(&n); err != nil {
+			return err
+		}
+		nb := old
+		for n > int64(nb)*bound && nb < 1<<20 {
+			nb *= 2
+		}
+		if nb == old {
+			continue
+		}
+		if next.Buckets == nil {
+			next.Buckets = map[string]map[string]int{}
+		}
+		if next.Buckets[t.Name] == nil {
+			next.Buckets[t.Name] = map[string]int{}
+		}
+		next.Buckets[t.Name][loc] = nb
+		for b := range nb {
+			touched[part{loc, b}] = true
+		}
+	}
+	return nil
 }
 
 // mergeParts merges the rows of the touched parts in one query (one
@@ -264,7 +390,7 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 	} else {
 		merged = fmt.Sprintf("SELECT *, false AS _newdel FROM (%s)", merged)
 	}
-	merged = fmt.Sprintf("SELECT *, %s AS _pl, %s AS _pb FROM (%s)", quote(whsql.ColLocationID), bucketSQL(bucketCol(t), p.buckets), merged)
+	merged = fmt.Sprintf("SELECT *, %s AS _pl, %s AS _pb FROM (%s)", quote(whsql.ColLocationID), bucketSQL(bucketCol(t), next.bucketCountSQL(t.Name)), merged)
 	if _, err := c.ExecContext(ctx, "CREATE OR REPLACE TEMP TABLE merged AS "+merged); err != nil {
 		return st, fmt.Errorf("merge: %w", err)
 	}
@@ -295,12 +421,18 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 		}
 		n, ok := per[pt]
 		if !ok {
-			return st, fmt.Errorf("location %s bucket %d: merge left no row", pt.loc, pt.bucket)
+			// Only a re-bucketed partition can leave a bucket empty.
+			if next.bucketsOf(t.Name, pt.loc) == DefaultParquetBuckets {
+				return st, fmt.Errorf("location %s bucket %d: merge left no row", pt.loc, pt.bucket)
+			}
+			st.Replaced += oldRows[pt]
+			next.Pending.Remove = append(next.Pending.Remove, oldFiles[pt]...)
+			continue
 		}
 		st.Written += n.written
 		st.Deleted += n.deleted
 		st.Replaced += oldRows[pt] - n.keptOld
-		rel := path.Join(partDir(t.Name, pt.loc), fmt.Sprintf("b%d-%012d.parquet", pt.bucket, next.Seq))
+		rel := bucketFile(t.Name, pt.loc, pt.bucket)
 		dst := filepath.Join(stage, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return st, err
@@ -316,7 +448,11 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 		keep = append(keep, parquetFile{Path: rel, Location: pt.loc, Bucket: pt.bucket, Rows: n.total,
 			Bytes: fi.Size(), Seq: next.Seq})
 		next.Pending.Add = append(next.Pending.Add, rel)
-		next.Pending.Remove = append(next.Pending.Remove, oldFiles[pt]...)
+		for _, o := range oldFiles[pt] {
+			if o != rel { // files of the first naming (b<bucket>-<seq>)
+				next.Pending.Remove = append(next.Pending.Remove, o)
+			}
+		}
 	}
 	next.Tables[t.Name] = keep
 	_, err = c.ExecContext(ctx, "DROP TABLE merged")

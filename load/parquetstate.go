@@ -162,6 +162,13 @@ func (p *Parquet) query(ctx context.Context, fn func(*sql.Conn) error) error {
 		// No idle connections: each fn gets a new one, so the temporary
 		// tables of one query (merged, live, …) never meet the next.
 		db.SetMaxIdleConns(0)
+		// A bucket's file keeps its name from commit to commit: no cache
+		// keyed by path may answer with an older version.
+		if _, err := db.ExecContext(ctx, "SET GLOBAL enable_external_file_cache = false"); err != nil {
+			db.Close()
+			p.dbMu.Unlock()
+			return err
+		}
 		p.db = db
 	}
 	db := p.db
@@ -177,7 +184,12 @@ func (p *Parquet) query(ctx context.Context, fn func(*sql.Conn) error) error {
 // locationContacts is the contacts (columns cols, which include
 // _location_id) of one location.
 func (p *Parquet) locationContacts(l *ledger, source, location string, cols []string) string {
-	t := whsql.Contacts
+	return p.locationTable(l, whsql.Contacts, source, location, cols)
+}
+
+// locationTable is table t (columns cols, which include _location_id) of
+// one location.
+func (p *Parquet) locationTable(l *ledger, t whsql.Table, source, location string, cols []string) string {
 	files := l.paths(t.Name, location)
 	if len(files) == 0 {
 		return emptySelect(t.Schema, cols)
@@ -203,6 +215,35 @@ func (p *Parquet) LiveContacts(ctx context.Context, source, location string) (ma
 		return nil, fmt.Errorf("live contacts of %s: %w", location, err)
 	}
 	return out, nil
+}
+
+// LiveIDs implements Store.
+func (p *Parquet) LiveIDs(ctx context.Context, source, location, table string, from, to time.Time) ([]string, error) {
+	t, ok := whsql.ByName(table)
+	if !ok || len(t.Key) != 2 {
+		return nil, fmt.Errorf("live ids: no data table %q", table)
+	}
+	l, err := p.load()
+	if err != nil {
+		return nil, err
+	}
+	cols := []string{whsql.ColSource, t.Key[1], whsql.ColLocationID, whsql.ColDeletedAt}
+	if !from.IsZero() || !to.IsZero() {
+		cols = append(cols, "start_time")
+	}
+	q, args, err := liveIDsQuery(table, "("+p.locationTable(l, t, source, location, cols)+")", from, to)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	err = p.query(ctx, func(c *sql.Conn) (err error) {
+		ids, err = idList(ctx, c, q, append([]any{source, location}, args...)...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("live %s of %s: %w", table, location, err)
+	}
+	return ids, nil
 }
 
 // SweepCandidates implements Store.
@@ -363,4 +404,22 @@ func (p *Parquet) sweepViews(l *ledger) string {
 		[]string{"source", "location_id", "reconciled_at", "run_id", "listed", "deleted"},
 		[]string{"VARCHAR", "VARCHAR", "TIMESTAMPTZ", "VARCHAR", "BIGINT", "BIGINT"}, rows))
 	return b.String()
+}
+
+// Probes implements Store.
+func (p *Parquet) Probes(ctx context.Context, source, location string) ([]Probe, error) {
+	l, err := p.load()
+	if err != nil {
+		return nil, err
+	}
+	var out []Probe
+	for _, pr := range l.Probes {
+		if pr.Source == source && pr.LocationID == location {
+			out = append(out, pr)
+		}
+	}
+	slices.SortFunc(out, func(a, b Probe) int {
+		return cmpAll(strings.Compare(a.TokenID, b.TokenID), strings.Compare(a.Resource, b.Resource))
+	})
+	return out, nil
 }

@@ -140,17 +140,6 @@ func stateViews(l *ledger) string {
 	fmt.Fprintf(&b, "CREATE OR REPLACE VIEW windows AS\n%s;\n\n", valuesView(
 		[]string{"source", "location_id", "resource", "window_start", "window_end", "status", "cursor", "run_id"},
 		[]string{"VARCHAR", "VARCHAR", "VARCHAR", "TIMESTAMPTZ", "TIMESTAMPTZ", "VARCHAR", "VARCHAR", "VARCHAR"}, rows))
-	rows = nil
-	for _, r := range l.Runs {
-		row := []string{lit(r.ID), lit(r.Source), lit(r.Command), tlit(r.StartedAt), "NULL", "'running'", "NULL", "NULL", "NULL", "NULL", "NULL"}
-		if res := r.Result; res != nil {
-			row[4], row[5], row[6] = tlit(res.EndedAt), lit(res.Outcome), lit(res.Error)
-			row[7], row[8], row[9], row[10] = fmt.Sprint(res.Requests), fmt.Sprint(res.Retries), fmt.Sprint(res.RateLimited), fmt.Sprint(res.Rejects)
-		}
-		rows = append(rows, row)
-	}
-	fmt.Fprintf(&b, "CREATE OR REPLACE VIEW runs AS\n%s;\n\n", valuesView(
-		[]string{"run_id", "source", "command", "started_at", "ended_at", "outcome", "error", "requests", "retries", "rate_limited", "rejects"},
-		[]string{"VARCHAR", "VARCHAR", "VARCHAR", "TIMESTAMPTZ", "TIMESTAMPTZ", "VARCHAR", "VARCHAR", "BIGINT", "BIGINT", "BIGINT", "BIGINT"}, rows))
+	b.WriteString(runsView(l))
 	return b.String()
 }

@@ -46,6 +46,11 @@ type Store interface {
 	// warehouse and not soft-deleted, with their updated_at in epoch ms (0
 	// when unknown).
 	LiveContacts(ctx context.Context, source, location string) (map[string]int64, error)
+	// LiveIDs returns the keys of the rows of one location in table (a
+	// child table: tasks, notes or appointments) that are not
+	// soft-deleted. With from and to set, only appointments whose
+	// start_time is in [from, to) are returned.
+	LiveIDs(ctx context.Context, source, location, table string, from, to time.Time) ([]string, error)
 	// SweepCandidates returns up to n live contacts of a location whose
 	// children were last read before sweptBefore, longest ago first
 	// (never-swept first, then by id), and how many live contacts the
@@ -60,6 +65,18 @@ type Store interface {
 	// Commit.Retries) with Attempts < maxAttempts, by FirstAt then
 	// ContactID; At is zero. maxAttempts <= 0 returns none.
 	PendingRetries(ctx context.Context, source, location string, maxAttempts int) ([]Retry, error)
+	// Probes returns the remembered bulk probe refusals of one location
+	// (see Commit.Probes), by TokenID then Resource.
+	Probes(ctx context.Context, source, location string) ([]Probe, error)
+}
+
+// Probe is a bulk probe of Resource that the location's token, known by
+// TokenID (a non-secret identity, never the token), was refused At, with
+// the Reason.
+type Probe struct {
+	Source, LocationID, TokenID, Resource string
+	Reason                                string
+	At                                    time.Time
 }
 
 // Run identifies one execution of the exporter.
@@ -104,6 +121,9 @@ type Commit struct {
 	// rows with the most attempts first (exhausted before pending, for any
 	// limit), then the least recently attempted, then by ContactID.
 	Retries []Retry
+	// Probes upserts remembered probe refusals by (Source, LocationID,
+	// TokenID, Resource).
+	Probes []Probe
 }
 
 // MaxRetriesPerLocation bounds the retry rows each (source, location)

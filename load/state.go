@@ -89,7 +89,43 @@ func writeState(ctx context.Context, c *sql.Conn, cm *Commit) error {
 			return fmt.Errorf("reconciles: %w", err)
 		}
 	}
+	for _, pr := range cm.Probes {
+		if err := exec(ctx, c, `DELETE FROM probes WHERE source = ? AND location_id = ? AND token_id = ? AND resource = ?`,
+			pr.Source, pr.LocationID, pr.TokenID, pr.Resource); err != nil {
+			return fmt.Errorf("probes: %w", err)
+		}
+		if err := exec(ctx, c, `INSERT INTO probes VALUES (?, ?, ?, ?, ?, ?)`,
+			pr.Source, pr.LocationID, pr.TokenID, pr.Resource, pr.Reason, pr.At.UTC()); err != nil {
+			return fmt.Errorf("probes: %w", err)
+		}
+	}
 	return writeRetries(ctx, c, cm)
+}
+
+// Probes implements Store.
+func (d *DuckDB) Probes(ctx context.Context, source, location string) ([]Probe, error) {
+	var out []Probe
+	err := d.session(ctx, func(c *sql.Conn) error {
+		rows, err := c.QueryContext(ctx, `SELECT token_id, resource, coalesce(reason, ''), probed_at FROM probes
+			WHERE source = ? AND location_id = ? ORDER BY token_id, resource`, source, location)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			pr := Probe{Source: source, LocationID: location}
+			if err := rows.Scan(&pr.TokenID, &pr.Resource, &pr.Reason, &pr.At); err != nil {
+				return err
+			}
+			pr.At = pr.At.UTC()
+			out = append(out, pr)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("probes of %s: %w", location, err)
+	}
+	return out, nil
 }
 
 func readState(ctx context.Context, c *sql.Conn, source string) (*State, error) {
@@ -145,6 +181,40 @@ func (d *DuckDB) LiveContacts(ctx context.Context, source, location string) (map
 		return nil, fmt.Errorf("live contacts of %s: %w", location, err)
 	}
 	return out, nil
+}
+
+// LiveIDs implements Store.
+func (d *DuckDB) LiveIDs(ctx context.Context, source, location, table string, from, to time.Time) ([]string, error) {
+	q, args, err := liveIDsQuery(table, table, from, to)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	err = d.session(ctx, func(c *sql.Conn) (err error) {
+		ids, err = idList(ctx, c, q, append([]any{source, location}, args...)...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("live %s of %s: %w", table, location, err)
+	}
+	return ids, nil
+}
+
+// liveIDsQuery is the query of LiveIDs over from (a table or a
+// subquery), taking source and location, then args.
+func liveIDsQuery(table, from string, start, end time.Time) (string, []any, error) {
+	t, ok := whsql.ByName(table)
+	if !ok || len(t.Key) != 2 {
+		return "", nil, fmt.Errorf("live ids: no data table %q", table)
+	}
+	q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s = ? AND %s = ? AND %s IS NULL`, quote(t.Key[1]), from,
+		quote(whsql.ColSource), quote(whsql.ColLocationID), quote(whsql.ColDeletedAt))
+	var args []any
+	if !start.IsZero() || !end.IsZero() {
+		q += ` AND epoch_ms(start_time) >= ? AND epoch_ms(start_time) < ?`
+		args = append(args, start.UnixMilli(), end.UnixMilli())
+	}
+	return q, args, nil
 }
 
 // SweepCandidates returns up to n live contacts of a location whose

@@ -2,13 +2,17 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/api"
+	"github.com/contacts-etl/contacts-etl/load"
 )
 
 // Defaults of BulkOptions: the time range of the calendar events a run
@@ -115,6 +119,18 @@ func (j *runner) probeBulk(ctx context.Context, l Location, full bool) (bulkPlan
 		}
 		return nil
 	}
+	refused, err := j.refusedProbes(ctx, l)
+	if err != nil {
+		return b, err
+	}
+	var remember []load.Probe
+	probed := func(res string, err error) error {
+		if err != nil && ctx.Err() == nil && l.TokenID != "" && (errors.Is(err, extract.ErrNoBulkScope) || errors.Is(err, extract.ErrUnusableBulk)) {
+			remember = append(remember, load.Probe{Source: j.Run.Source, LocationID: loc, TokenID: l.TokenID, Resource: res,
+				Reason: err.Error(), At: j.Run.StartedAt})
+		}
+		return err
+	}
 	say := func(res string, err error) error {
 		if err == nil {
 			j.Log.Info("reading "+res+" in bulk", "location", loc, "path", PathBulk)
@@ -130,7 +146,11 @@ func (j *runner) probeBulk(ctx context.Context, l Location, full bool) (bulkPlan
 		var first []json.RawMessage
 		err := lacks(api.ScopeTasksRO)
 		if err == nil {
+			err = refused[api.ResourceTasks]
+		}
+		if err == nil {
 			first, err = c.ProbeTasks(ctx)
+			err = probed(api.ResourceTasks, err)
 		}
 		if err := say(api.ResourceTasks, err); err != nil {
 			return b, err
@@ -142,14 +162,73 @@ func (j *runner) probeBulk(ctx context.Context, l Location, full bool) (bulkPlan
 		var p extract.EventsProbe
 		err := lacks(api.ScopeCalendarsRO, api.ScopeEventsRO)
 		if err == nil {
+			err = refused[api.ResourceAppointments]
+		}
+		if err == nil {
 			p, err = c.ProbeEvents(ctx, from, to)
+			err = probed(api.ResourceAppointments, err)
 		}
 		if err := say(api.ResourceAppointments, err); err != nil {
 			return b, err
 		}
 		b.events, b.probe = err == nil, p
 	}
+	if len(remember) > 0 {
+		cm := &committer{j: j, loc: loc, client: c}
+		if err := j.commit(ctx, &load.Commit{RunID: j.Run.ID, Probes: remember}, cm); err != nil {
+			return b, fmt.Errorf("remember probes: %w", err)
+		}
+	}
 	return b, nil
+}
+
+// ProbeMemory is how long a bulk probe a token was refused is remembered
+// (Location.TokenID): later runs with the same token read the resource
+// per contact without asking; after it, or with another token, they probe
+// again. `check` always probes.
+const ProbeMemory = 24 * time.Hour
+
+// refusedProbes returns, by resource, why the location's token was
+// refused a bulk probe less than ProbeMemory before the run's start.
+func (j *runner) refusedProbes(ctx context.Context, l Location) (map[string]error, error) {
+	out := map[string]error{}
+	if l.TokenID == "" {
+		return out, nil
+	}
+	j.mu.Lock()
+	ps, err := j.Sink.Probes(ctx, j.Run.Source, l.Client.Location())
+	j.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if p.TokenID == l.TokenID && j.Run.StartedAt.Sub(p.At) < ProbeMemory && !p.At.After(j.Run.StartedAt) {
+			out[p.Resource] = fmt.Errorf("refused at %s, not asked again before %s: %s", p.At.Format(time.RFC3339),
+				p.At.Add(ProbeMemory).Format(time.RFC3339), p.Reason)
+		}
+	}
+	return out, nil
+}
+
+// TokenID is the identity under which a token's probe outcomes are
+// remembered: kind (e.g. "static", "oauth") and a salted SHA-256 prefix of
+// what identifies the token (a static token, an OAuth client id). It is
+// not secret and cannot be turned back into the token.
+func TokenID(kind, secret string) string {
+	h := sha256.Sum256([]byte("contacts-etl probe identity\x00" + kind + "\x00" + secret))
+	return kind + ":" + hex.EncodeToString(h[:8])
+}
+
+// batchTasks says whether contacts read by id (Targets) get their tasks in
+// batches with tasks/search's contactId filter: when the bulk paths are
+// on and the token may have the scope (a refusal costs one request, then
+// the tasks are read per contact).
+func (j *runner) batchTasks(ctx context.Context, l Location) bool {
+	if j.Bulk.Off || j.Options.Backfill || (l.Scopes != nil && !slices.Contains(l.Scopes, api.ScopeTasksRO)) {
+		return false
+	}
+	refused, err := j.refusedProbes(ctx, l)
+	return err != nil || refused[api.ResourceTasks] == nil
 }
 
 // streamBulk sends the bulk listings the plan took.
@@ -162,5 +241,35 @@ func (j *runner) streamBulk(ctx context.Context, c *extract.Client, b bulkPlan, 
 	if b.events {
 		return extract.StreamEvents(ctx, c, b.probe, j.Stream.Concurrency, out)
 	}
+	return nil
+}
+
+// unlisted soft-deletes, with the next commit, the location's live rows of
+// a complete bulk listing's resource (within its time range) that the
+// listing did not name: they were deleted upstream, whether or not their
+// contact changed. Only a listing that completed carries a Listing.
+func (c *committer) unlisted(ctx context.Context, l *api.Listing) error {
+	c.j.mu.Lock()
+	live, err := c.j.Sink.LiveIDs(ctx, c.j.Run.Source, c.loc, l.Resource, l.From, l.To)
+	c.j.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	listed := make(map[string]bool, len(l.IDs))
+	for _, id := range l.IDs {
+		listed[id] = true
+	}
+	var gone []string
+	for _, id := range live {
+		if !listed[id] {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	slices.Sort(gone)
+	c.j.Log.Info("deleted upstream", "location", c.loc, "resource", l.Resource, "records", len(gone))
+	c.deletes = append(c.deletes, load.Delete{Table: l.Resource, Source: c.j.Run.Source, IDs: gone, At: time.Now().UTC()})
 	return nil
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -308,4 +309,185 @@ func TestBulkIncrementalMinimum(t *testing.T) {
 		}
 	}
 	e.compare()
+}
+
+// Tasks and appointments deleted upstream on contacts that did not change
+// are soft-deleted by the next run on the bulk paths, on both sinks: a
+// complete listing names every live one. An appointment outside the
+// incremental run's events range is left as it is.
+func TestBulkQuietDeletes(t *testing.T) {
+	for _, kind := range []string{WarehouseDuckDB, WarehouseParquet} {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnvScopes(t, kind, sim.Config{Seed: 33, Contacts: 120, Locations: 2, Epoch: time.Now().UTC().Truncate(24 * time.Hour)}, bulkScopes...)
+			opt := Options{Lookback: time.Minute, SweepRuns: 24, ReconcileEvery: 0}
+			if _, err := e.run(opt, nil); err != nil {
+				t.Fatal(err)
+			}
+			e.compare()
+			from, to := BulkOptions{}.eventsRange(time.Now(), false)
+			day := 24 * time.Hour // runs start later than now: keep clear of the edges
+			tasks, events, outside := 0, 0, 0
+			for _, loc := range e.srv.Locations() {
+				for _, ct := range e.srv.Truth(loc) {
+					if len(ct.Tasks) > 0 && tasks < 8 {
+						if err := e.srv.DeleteTaskQuiet(ct.Contact.ID, ct.Tasks[0].ID); err != nil {
+							t.Fatal(err)
+						}
+						tasks++
+					}
+					for _, et := range ct.EventTimes {
+						in := et.Start.After(from.Add(day)) && et.Start.Before(to.Add(-day))
+						out := et.Start.Before(from) || et.Start.After(to.Add(day))
+						if (in && events < 6) || (out && outside < 2) {
+							if err := e.srv.DeleteEventQuiet(ct.Contact.ID, et.ID); err != nil {
+								t.Fatal(err)
+							}
+							if in {
+								events++
+							} else {
+								outside++
+							}
+							break
+						}
+					}
+				}
+			}
+			if tasks == 0 || events == 0 || outside == 0 {
+				t.Fatalf("deleted %d tasks, %d appointments in range, %d outside", tasks, events, outside)
+			}
+			if _, err := e.run(opt, nil); err != nil {
+				t.Fatal(err)
+			}
+			db := e.db()
+			// The ones outside the range are still live: the truth accepts
+			// a deleted record only soft-deleted, so they are checked apart.
+			var liveOutside int
+			if err := db.QueryRow(`SELECT count(*) FROM appointments WHERE _deleted_at IS NULL AND (start_time < ? OR start_time >= ?)
+				AND appointment_id IN (SELECT unnest(?::VARCHAR[]))`, from, to, goneIDs(e, api.ResourceAppointments)).Scan(&liveOutside); err != nil {
+				t.Fatal(err)
+			}
+			if liveOutside != outside {
+				t.Errorf("%d deleted appointments outside the range still live, want %d (not listed: not deleted)", liveOutside, outside)
+			}
+			var deletedTasks, deletedEvents int
+			db.QueryRow(`SELECT count(*) FROM tasks WHERE _deleted_at IS NOT NULL`).Scan(&deletedTasks)
+			db.QueryRow(`SELECT count(*) FROM appointments WHERE _deleted_at IS NOT NULL`).Scan(&deletedEvents)
+			db.Close()
+			if deletedTasks != tasks || deletedEvents != events {
+				t.Errorf("soft-deleted %d tasks and %d appointments, want %d and %d", deletedTasks, deletedEvents, tasks, events)
+			}
+			// A full run lists the whole history: the rest go too, and the
+			// warehouse equals the truth.
+			if _, err := e.run(Options{Lookback: time.Minute, SweepRuns: 24, ReconcileEvery: 0, Full: true}, nil); err != nil {
+				t.Fatal(err)
+			}
+			counts := e.compare()
+			if counts["tasks_deleted"] != tasks || counts["appointments_deleted"] != events+outside {
+				t.Errorf("soft-deleted %d tasks and %d appointments, want %d and %d", counts["tasks_deleted"], counts["appointments_deleted"], tasks, events+outside)
+			}
+		})
+	}
+}
+
+// goneIDs are the ids of resource's records deleted from live contacts.
+func goneIDs(e *env, resource string) []string {
+	var ids []string
+	for _, loc := range e.srv.Locations() {
+		for _, ct := range e.srv.Truth(loc) {
+			ids = append(ids, ct.Gone[resource]...)
+		}
+	}
+	return ids
+}
+
+// A targeted read (webhook apply, push read-back) of N contacts reads
+// their tasks with tasks/search's contactId filter: ceil(N/100) batches,
+// not N requests, and the changes land as the truth has them.
+func TestTargetsBatchTasks(t *testing.T) {
+	e := newEnvScopes(t, WarehouseDuckDB, sim.Config{Seed: 34, Contacts: 300}, bulkScopes...)
+	if _, err := e.run(Options{ReconcileEvery: -1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	truth := e.srv.Truth(e.srv.Locations()[0])
+	var targets []string
+	pages, tasks := int64(0), 0
+	for i, ct := range truth[:250] {
+		if ct.Deleted {
+			continue
+		}
+		targets = append(targets, ct.Contact.ID)
+		if len(ct.Tasks) > 0 {
+			if err := e.srv.UpdateTaskQuiet(ct.Contact.ID, ct.Tasks[0].ID, func(k *api.Task) { k.Title += " (quiet)" }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tasks += len(ct.Tasks)
+		if len(targets)%extract.TaskBatchContacts == 0 || i == 249 {
+			pages += int64(tasks/extract.TaskPageLimit + 1)
+			tasks = 0
+		}
+	}
+	e.srv.ResetStats()
+	if _, err := e.run(Options{TargetsOnly: true, ReconcileEvery: -1}, func(j *Job) {
+		j.Locations[0].Targets = targets
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st := e.srv.Stats()
+	if st.ByKind["tasks"] != 0 || st.ByKind["tasks_search"] != pages || st.ByKind["contact"] != int64(len(targets)) {
+		t.Errorf("requests %v for %d targets, want %d tasks/search and no per-contact tasks", st.ByKind, len(targets), pages)
+	}
+	e.compare()
+	t.Logf("%d targets: %d task requests instead of %d", len(targets), st.ByKind["tasks_search"], len(targets))
+}
+
+// A static token refused the bulk probes has them remembered in the
+// warehouse under its identity (never the token): the next run with the
+// same token asks no probe and reads per contact; another token probes
+// again. Both sinks.
+func TestBulkProbesRemembered(t *testing.T) {
+	for _, kind := range []string{WarehouseDuckDB, WarehouseParquet} {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnvScopes(t, kind, sim.Config{Seed: 35, Contacts: 60, Locations: 2}, api.ScopeContactsRO, api.ScopeLocationsRO)
+			opt := Options{Lookback: time.Minute, SweepRuns: 24, ReconcileEvery: 0}
+			withID := func(id string) func(*Job) {
+				return func(j *Job) {
+					for i := range j.Locations {
+						j.Locations[i].TokenID = TokenID("static", id+j.Locations[i].Client.Location())
+					}
+				}
+			}
+			probes := func() int64 { st := e.srv.Stats(); return st.ByKind["tasks_search"] + st.ByKind["calendars"] }
+			for i, tc := range []struct {
+				token  string
+				probes int64
+			}{{"pit-a", 4}, {"pit-a", 0}, {"pit-b", 4}, {"pit-b", 0}} {
+				e.srv.ResetStats()
+				if _, err := e.run(opt, withID(tc.token)); err != nil {
+					t.Fatal(err)
+				}
+				if got := probes(); got != tc.probes {
+					t.Errorf("run %d (%s): %d probes, want %d", i, tc.token, got, tc.probes)
+				}
+			}
+			e.compare()
+			sink, err := OpenSink(kind, e.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sink.Close(context.Background())
+			ps, err := sink.Probes(context.Background(), "sim", e.srv.Locations()[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ps) != 4 {
+				t.Errorf("%d probes remembered, want 2 tokens × 2 resources: %+v", len(ps), ps)
+			}
+			for _, p := range ps {
+				if strings.Contains(p.TokenID, "pit-") || strings.Contains(p.Reason, "pit-") {
+					t.Errorf("a token in the state: %+v", p)
+				}
+			}
+		})
+	}
 }

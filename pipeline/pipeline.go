@@ -88,6 +88,11 @@ type Location struct {
 	// Scopes are the scopes the location's token was granted, when known
 	// (an OAuth token store records them); nil: unknown, probe.
 	Scopes []string
+	// TokenID is a non-secret identity of the location's token (see
+	// TokenID); when set, bulk probes the token was refused are
+	// remembered in the warehouse for ProbeMemory, so later runs with the
+	// same token don't pay them. "": probe every run.
+	TokenID string
 	// Targets are contacts to read by id with their children (and to
 	// soft-delete, with their children, when the API answers 404), before
 	// the windows; with Options.TargetsOnly, instead of them.
@@ -323,7 +328,9 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 			// Contacts rejected (whole or in part) by earlier runs: read
 			// again by id, whatever the watermark.
 			j.Log.Info("reading rejected contacts again", "location", loc, "contacts", len(retry))
-			if err := extract.StreamContacts(ctx, c, retry, extract.DefaultSweepChunk, j.Stream, out); err != nil {
+			opt := j.Stream
+			opt.BatchTasks = bulk.tasks
+			if err := extract.StreamContacts(ctx, c, retry, extract.DefaultSweepChunk, opt, out); err != nil {
 				return err
 			}
 		}
@@ -373,8 +380,10 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 func (j *runner) targets(ctx context.Context, l Location) error {
 	c := l.Client
 	cm := &committer{j: j, loc: c.Location(), client: c}
+	opt := j.Stream
+	opt.BatchTasks = j.batchTasks(ctx, l)
 	return j.pipe(ctx, l, cm, func(ctx context.Context, out chan<- api.Record) error {
-		return extract.StreamContacts(ctx, c, l.Targets, extract.DefaultSweepChunk, j.Stream, out)
+		return extract.StreamContacts(ctx, c, l.Targets, extract.DefaultSweepChunk, opt, out)
 	})
 }
 
@@ -581,6 +590,11 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 	c.rejected(m, b.Rejected)
 	if len(m.Gone) > 0 {
 		c.deletes = append(c.deletes, goneDeletes(c.j.Run.Source, m.Gone, c.j.now())...)
+	}
+	if m.Listing != nil {
+		if err := c.unlisted(ctx, m.Listing); err != nil {
+			return err
+		}
 	}
 	if c.cov == nil {
 		c.cov = map[string][]arrow.RecordBatch{}

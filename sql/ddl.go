@@ -15,7 +15,7 @@ const SchemaVersion = 2
 // TABLE ... ADD COLUMN IF NOT EXISTS), so running them all migrates a
 // warehouse of any older version: schema_v2.sql adds version 2's columns
 // to tables created by version 1.
-var DDL = []string{"schema.sql", "state.sql", "runstats.sql", "schema_v2.sql", "retries.sql", "actions.sql"}
+var DDL = []string{"schema.sql", "state.sql", "runstats.sql", "schema_v2.sql", "retries.sql", "actions.sql", "probes.sql"}
 
 // Views names the file of Files that (re)creates the analyst views.
 const Views = "views.sql"

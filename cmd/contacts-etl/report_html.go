@@ -86,8 +86,8 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // readReportRuns reads the last n runs, oldest first. Columns the
-// warehouse's runs view lacks (the Parquet view has no rows or locations)
-// read as NULL.
+// warehouse's runs view lacks (a Parquet tree written before its view had
+// rows, locations and duration_ms) read as NULL.
 func readReportRuns(ctx context.Context, db *dsql.DB, source string, n int) ([]reportRun, error) {
 	cols := map[string]bool{}
 	rs, err := db.QueryContext(ctx, "SELECT column_name FROM (DESCRIBE runs)")

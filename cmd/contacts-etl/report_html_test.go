@@ -154,7 +154,7 @@ func TestReportHTML(t *testing.T) {
 			if bytes.Contains(b, []byte("http://")) && !bytes.Contains(b, []byte(`xmlns="http://www.w3.org/2000/svg"`)) {
 				t.Error("the page refers to the network")
 			}
-			if kind == "duckdb" && !bytes.Contains(b, []byte(">loc-0001<")) {
+			if !bytes.Contains(b, []byte(">loc-0001<")) {
 				t.Error("no per-location series in the charts")
 			}
 		})

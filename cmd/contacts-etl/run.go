@@ -233,6 +233,11 @@ func exportSource(ctx context.Context, s sourceRun, clients []*extract.Client, c
 			if t, err := as.Current(); err == nil && len(t.Scopes) > 0 {
 				l.Scopes = t.Scopes // known: no probe for a path whose scope is missing
 			}
+		} else if cfg.Auth.Type == "static" {
+			// Scopes unknown: remember refused probes under the token's identity.
+			if t, err := sources[c.Location()].Token(); err == nil {
+				l.TokenID = pipeline.TokenID("static", t.AccessToken)
+			}
 		}
 		if z := cfg.TimeZones[c.Location()]; z != "" {
 			l.Zone, _ = time.LoadLocation(z) // validated

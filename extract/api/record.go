@@ -1,6 +1,9 @@
 package api
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Record is one raw record streamed from extract to transform: the JSON of
 // one contact, task, note or event, with where it came from. When the API
@@ -34,4 +37,18 @@ type Mark struct {
 	// Gone lists contacts read by id that the API answered 404 for: they
 	// were deleted upstream.
 	Gone []string
+	// Listing, on the mark that ends a complete bulk listing, says what
+	// it listed: every live record of the location not in it (within its
+	// time range) was deleted upstream. nil for a listing that is not
+	// complete (a batch of contacts' tasks, say).
+	Listing *Listing
+}
+
+// Listing is what one complete bulk listing of a location read.
+type Listing struct {
+	Resource string   // ResourceTasks or ResourceAppointments
+	IDs      []string // ids of every record listed
+	// From and To, when set, bound the listing to records whose start
+	// time is in [From, To) (appointments read by time windows).
+	From, To time.Time
 }

@@ -43,7 +43,10 @@ type taskSearchBody struct {
 // tasksSearch serves POST /locations/{locationId}/tasks/search: the tasks of
 // every live contact of the location (in contact dateAdded order, then task
 // order), each with its contact's id as contactId, filtered by completed and
-// contactId, paged by limit and skip.
+// contactId, paged by limit and skip. As the vendor spec
+// (TaskSearchParamsDto) has it, contactId is an array of strings with no
+// stated maximum length: any length is served, an empty array filters
+// nothing, and an element that is not a string answers 422.
 func (s *Server) tasksSearch(r *http.Request, body []byte, g *grant) reply {
 	l := s.location(r.PathValue("locationId"))
 	if l == nil || l.id != g.locationID {

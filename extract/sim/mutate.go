@@ -107,8 +107,17 @@ func (s *Server) DeleteNote(contactID, noteID string) error {
 		if len(c.kids.notes) == n {
 			return ErrNotFound
 		}
+		c.kids.forget(api.ResourceNotes, noteID)
 		return nil
 	})
+}
+
+// forget records id as a child of resource deleted from the contact.
+func (k *kids) forget(resource, id string) {
+	if k.gone == nil {
+		k.gone = map[string][]string{}
+	}
+	k.gone[resource] = append(k.gone[resource], id)
 }
 
 // AddTask adds an open task to a contact and returns its id ("" when the
@@ -150,12 +159,38 @@ func (s *Server) updateTask(contactID, taskID string, bump bool, fn func(*api.Ta
 
 // DeleteTask deletes a task and bumps the contact's dateUpdated.
 func (s *Server) DeleteTask(contactID, taskID string) error {
-	return s.edit(contactID, true, func(c *contact) error {
+	return s.deleteTask(contactID, taskID, true)
+}
+
+// DeleteTaskQuiet deletes a task without touching the contact's
+// dateUpdated (as an automation may).
+func (s *Server) DeleteTaskQuiet(contactID, taskID string) error {
+	return s.deleteTask(contactID, taskID, false)
+}
+
+func (s *Server) deleteTask(contactID, taskID string, bump bool) error {
+	return s.edit(contactID, bump, func(c *contact) error {
 		n := len(c.kids.tasks)
 		c.kids.tasks = slices.DeleteFunc(c.kids.tasks, func(t api.Task) bool { return t.ID == taskID })
 		if len(c.kids.tasks) == n {
 			return ErrNotFound
 		}
+		c.kids.forget(api.ResourceTasks, taskID)
+		return nil
+	})
+}
+
+// DeleteEventQuiet deletes an appointment; the contact's dateUpdated is
+// not touched (appointment changes never bump it here).
+func (s *Server) DeleteEventQuiet(contactID, eventID string) error {
+	return s.edit(contactID, false, func(c *contact) error {
+		n := len(c.kids.events)
+		c.kids.events = slices.DeleteFunc(c.kids.events, func(e api.Event) bool { return e.ID == eventID })
+		if len(c.kids.events) == n {
+			return ErrNotFound
+		}
+		delete(c.kids.times, eventID)
+		c.kids.forget(api.ResourceAppointments, eventID)
 		return nil
 	})
 }

@@ -48,6 +48,9 @@ type kids struct {
 	notes  []api.Note
 	events []api.Event
 	times  map[string]EventTime // by event id: the true instants
+	// gone are the ids of children deleted from a live contact, by
+	// resource: the warehouse may keep them only soft-deleted.
+	gone map[string][]string
 }
 
 // EventTime is the truth of an appointment's times: the instants, in UTC,
@@ -69,7 +72,11 @@ func (k *kids) get() *kids {
 // clone returns stored, unshared copies of the children.
 func (k *kids) clone() *kids {
 	g := k.get()
-	return &kids{tasks: slices.Clone(g.tasks), notes: slices.Clone(g.notes), events: slices.Clone(g.events), times: maps.Clone(g.times)}
+	gone := map[string][]string{}
+	for r, ids := range g.gone {
+		gone[r] = slices.Clone(ids)
+	}
+	return &kids{tasks: slices.Clone(g.tasks), notes: slices.Clone(g.notes), events: slices.Clone(g.events), times: maps.Clone(g.times), gone: gone}
 }
 
 // encodings caches the two forms of a contact; child lists are encoded on
@@ -327,6 +334,10 @@ type ContactTruth struct {
 	// the location's zone where the served times carry none.
 	EventTimes []EventTime
 	Deleted    bool // deleted contacts are listed with the children they had
+	// Gone are the ids of children deleted from the contact (by
+	// DeleteTask, DeleteTaskQuiet, DeleteNote, DeleteEventQuiet), by
+	// resource.
+	Gone map[string][]string
 }
 
 // BadRecord is one injected bad record. ID is empty for a malformed list;
@@ -356,7 +367,10 @@ func (s *Server) Truth(locationID string) []ContactTruth {
 	for i, c := range cs {
 		k := c.kids.get()
 		out[i] = ContactTruth{Contact: cloneContact(c.c), Deleted: c.deleted,
-			Tasks: slices.Clone(k.tasks), Notes: slices.Clone(k.notes), Events: slices.Clone(k.events)}
+			Tasks: slices.Clone(k.tasks), Notes: slices.Clone(k.notes), Events: slices.Clone(k.events), Gone: map[string][]string{}}
+		for r, ids := range k.gone {
+			out[i].Gone[r] = slices.Clone(ids)
+		}
 		for j := range out[i].Events {
 			out[i].Events[j].Users = slices.Clone(out[i].Events[j].Users)
 		}

@@ -215,12 +215,17 @@ func Tables(t *testing.T, srv *sim.Server, locations []string) map[string]map[st
 }
 
 // deletedTruth lists, per table, the ids of deleted contacts and of their
-// children: the warehouse may hold them only soft-deleted (_deleted_at
+// children, and of children deleted from live contacts: the warehouse may hold them only soft-deleted (_deleted_at
 // set), or not at all if they were deleted before ever being exported.
 func deletedTruth(srv *sim.Server, locations []string) map[string]map[string]bool {
 	out := map[string]map[string]bool{"contacts": {}, "tasks": {}, "notes": {}, "appointments": {}}
 	for _, loc := range locations {
 		for _, ct := range srv.Truth(loc) {
+			for res, ids := range ct.Gone {
+				for _, id := range ids {
+					out[res][id] = true
+				}
+			}
 			if !ct.Deleted {
 				continue
 			}
