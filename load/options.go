@@ -14,6 +14,13 @@ const (
 	DefaultLockTimeout  = 2 * time.Minute
 	DefaultRowGroupRows = 128 * 1024
 	DefaultIngest       = IngestArrow
+	// DefaultDuckDBThreads: one DuckDB worker thread. A commit's merge is
+	// small next to the export around it; on two cores more threads cost
+	// more CPU than they save (see BENCHMARKS.md, issue 10).
+	DefaultDuckDBThreads = 1
+	// DefaultDuckDBMemory bounds DuckDB's buffer pool (its memory_limit);
+	// beyond it DuckDB spills to a temporary directory beside the file.
+	DefaultDuckDBMemory = "64MB"
 )
 
 // Ingest is how the DuckDB sink moves a commit's Arrow records into its
@@ -53,6 +60,8 @@ type config struct {
 	mem          memory.Allocator
 	rowGroupRows int64
 	log          *slog.Logger
+	duckThreads  int
+	duckMemory   string
 }
 
 func newConfig(opts []Option) config {
@@ -62,6 +71,8 @@ func newConfig(opts []Option) config {
 		tempDir:      os.TempDir(),
 		mem:          memory.DefaultAllocator,
 		rowGroupRows: DefaultRowGroupRows,
+		duckThreads:  DefaultDuckDBThreads,
+		duckMemory:   DefaultDuckDBMemory,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -91,3 +102,13 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // WithRowGroupRows bounds the rows per Parquet row group (default
 // DefaultRowGroupRows).
 func WithRowGroupRows(n int64) Option { return func(c *config) { c.rowGroupRows = n } }
+
+// WithDuckDBThreads sets DuckDB's threads setting for the DuckDB sink's
+// sessions (default DefaultDuckDBThreads; 0: DuckDB's own default, one per
+// core).
+func WithDuckDBThreads(n int) Option { return func(c *config) { c.duckThreads = n } }
+
+// WithDuckDBMemory sets DuckDB's memory_limit for the DuckDB sink's
+// sessions, in DuckDB's syntax ("256MB", "1GiB"; default
+// DefaultDuckDBMemory; "": DuckDB's own default, 80% of RAM).
+func WithDuckDBMemory(limit string) Option { return func(c *config) { c.duckMemory = limit } }
