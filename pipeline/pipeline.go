@@ -413,23 +413,18 @@ func (j *runner) zone(ctx context.Context, l Location) (*time.Location, error) {
 }
 
 // unchanged reports a contact whose dateUpdated equals the stored one: it
-// and its children are in the warehouse as they are.
-func unchanged(known map[string]int64) func(string, json.RawMessage) bool {
+// and its children are in the warehouse as they are. The search page was
+// decoded once, by extract: the record is not parsed again here.
+func unchanged(known map[string]int64) func(string, string) bool {
 	if known == nil {
 		return nil
 	}
-	return func(id string, raw json.RawMessage) bool {
+	return func(id, dateUpdated string) bool {
 		ms, ok := known[id]
 		if !ok {
 			return false
 		}
-		var k struct {
-			DateUpdated string `json:"dateUpdated"`
-		}
-		if json.Unmarshal(raw, &k) != nil {
-			return false
-		}
-		t, err := transform.ParseTime(k.DateUpdated, time.UTC)
+		t, err := transform.ParseTime(dateUpdated, time.UTC)
 		if err != nil || t.IsZero() || t.UnixMilli() != ms {
 			return false
 		}
@@ -687,17 +682,18 @@ func (c *committer) reconcile(ctx context.Context, listed []string) error {
 // done: its search listed every live id, and nothing was stored before.
 func (c *committer) firstLoad(ctx context.Context) error {
 	c.j.mu.Lock()
-	live, err := c.j.Sink.LiveContacts(ctx, c.j.Run.Source, c.loc)
+	// Only the count: no map of every live id.
+	_, live, err := c.j.Sink.SweepCandidates(ctx, c.j.Run.Source, c.loc, 0, c.j.Run.StartedAt)
 	c.j.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	cm := &load.Commit{RunID: c.j.Run.ID, Reconciled: []load.Reconcile{{Source: c.j.Run.Source, LocationID: c.loc,
-		At: c.j.Run.StartedAt, RunID: c.j.Run.ID, Listed: len(live)}}}
+		At: c.j.Run.StartedAt, RunID: c.j.Run.ID, Listed: live}}}
 	if err := c.j.commit(ctx, cm, c); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
-	c.j.Log.Info("reconciled by the first load", "location", c.loc, "listed", len(live))
+	c.j.Log.Info("reconciled by the first load", "location", c.loc, "listed", live)
 	return nil
 }
 
