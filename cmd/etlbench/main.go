@@ -70,6 +70,8 @@ func main() {
 	withFaults := flag.Bool("faults", true, "measure the faulted run against a clean one")
 	keep := flag.String("dir", "", "working directory (default a temporary one, removed at the end)")
 	extra := flag.String("exporter-flags", "", "extra flags for every export, space-separated (e.g. --commit-rows 10000)")
+	exEnv := flag.String("exporter-env", "", "extra environment of every export, space-separated (e.g. GODEBUG=gctrace=1)")
+	withRaw := flag.Bool("raw", true, "run the raw fetch (without it, the ratio and the minimum are not printed)")
 	profile := flag.String("profile", "", "write the exporter's CPU and allocation profiles of the main run to this prefix")
 	flag.Parse()
 
@@ -82,39 +84,16 @@ func main() {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	b := &bench{bin: *bin, dir: dir, extra: strings.Fields(*extra)}
+	b := &bench{bin: *bin, dir: dir, extra: strings.Fields(*extra), env: strings.Fields(*exEnv)}
 	ctx := context.Background()
 	var rows []string
 	add := func(format string, a ...any) { rows = append(rows, fmt.Sprintf(format, a...)) }
 	started := time.Now()
 
 	// 1. The main run: export vs raw fetch, with children.
-	s, err := b.simulator(ctx, *contacts, nil)
-	if err != nil {
-		fatal(err)
+	if *contacts > 0 {
+		b.mainRun(ctx, *contacts, *withRaw, *profile, add)
 	}
-	raw, err := rawFetch(ctx, s, extract.DefaultConcurrency, extract.DefaultPageLimit)
-	if err != nil {
-		fatal(fmt.Errorf("raw fetch: %w", err))
-	}
-	env := []string{}
-	if *profile != "" {
-		env = append(env, "CONTACTS_ETL_CPUPROFILE="+*profile+".cpu", "CONTACTS_ETL_MEMPROFILE="+*profile+".allocs")
-	}
-	top, err := b.export(ctx, s, "main", env)
-	s.close()
-	if err != nil {
-		fatal(err)
-	}
-	minimum := raw.requests + int64(len(s.locations)) // + one time-zone read per location
-	add("%-58s %12s", fmt.Sprintf("export wall ÷ raw fetch, %dk contacts with children", *contacts/1000),
-		fmt.Sprintf("%.2f", top.wall.Seconds()/raw.wall.Seconds()))
-	add("%-58s %12s", "  (export s / raw fetch s)", fmt.Sprintf("%.1f / %.1f", top.wall.Seconds(), raw.wall.Seconds()))
-	add("%-58s %12s", fmt.Sprintf("peak RSS, %dk contacts with children", *contacts/1000), mib(top.maxRSS))
-	add("%-58s %12s", "CPU per row, all four tables", fmt.Sprintf("%.1f µs", top.cpuPer(top.rows)))
-	add("%-58s %12s", "  (raw fetch client's CPU per row, for scale)", fmt.Sprintf("%.1f µs", float64(raw.cpu.Microseconds())/float64(max(top.rows, 1))))
-	add("%-58s %12s", "first-run requests ÷ (search pages + child requests)", fmt.Sprintf("%.4f", float64(top.requests)/float64(minimum)))
-	add("%-58s %12s", "  (requests / minimum incl. 1 time-zone read per location)", fmt.Sprintf("%d / %d", top.requests, minimum))
 
 	// 2. Memory at other sizes, and CPU per contact without children.
 	if *mid > 0 {
@@ -187,10 +166,44 @@ func main() {
 	}
 }
 
+// mainRun exports contacts with children and fetches the same requests
+// raw, against one simulator process.
+func (b *bench) mainRun(ctx context.Context, contacts int, withRaw bool, profile string, add func(string, ...any)) {
+	s, err := b.simulator(ctx, contacts, nil)
+	if err != nil {
+		fatal(err)
+	}
+	raw := rawResult{wall: 1, requests: 1}
+	if withRaw {
+		if raw, err = rawFetch(ctx, s, extract.DefaultConcurrency, extract.DefaultPageLimit); err != nil {
+			fatal(fmt.Errorf("raw fetch: %w", err))
+		}
+	}
+	env := []string{}
+	if profile != "" {
+		env = append(env, "CONTACTS_ETL_CPUPROFILE="+profile+".cpu", "CONTACTS_ETL_MEMPROFILE="+profile+".allocs")
+	}
+	top, err := b.export(ctx, s, "main", env)
+	s.close()
+	if err != nil {
+		fatal(err)
+	}
+	minimum := raw.requests + int64(len(s.locations)) // + one time-zone read per location
+	add("%-58s %12s", fmt.Sprintf("export wall ÷ raw fetch, %dk contacts with children", contacts/1000),
+		fmt.Sprintf("%.2f", top.wall.Seconds()/raw.wall.Seconds()))
+	add("%-58s %12s", "  (export s / raw fetch s)", fmt.Sprintf("%.1f / %.1f", top.wall.Seconds(), raw.wall.Seconds()))
+	add("%-58s %12s", fmt.Sprintf("peak RSS, %dk contacts with children", contacts/1000), mib(top.maxRSS))
+	add("%-58s %12s", "CPU per row, all four tables", fmt.Sprintf("%.1f µs", top.cpuPer(top.rows)))
+	add("%-58s %12s", "  (raw fetch client's CPU per row, for scale)", fmt.Sprintf("%.1f µs", float64(raw.cpu.Microseconds())/float64(max(top.rows, 1))))
+	add("%-58s %12s", "first-run requests ÷ (search pages + child requests)", fmt.Sprintf("%.4f", float64(top.requests)/float64(minimum)))
+	add("%-58s %12s", "  (requests / minimum incl. 1 time-zone read per location)", fmt.Sprintf("%d / %d", top.requests, minimum))
+}
+
 type bench struct {
 	bin   string
 	dir   string
 	extra []string
+	env   []string
 	n     int
 }
 
@@ -334,7 +347,7 @@ func (b *bench) export(ctx context.Context, s *simProc, name string, env []strin
 		"--warehouse", filepath.Join(dir, "w.duckdb"), "--log-level", "warn"}, b.extra...)
 	args = append(args, flags...)
 	cmd := exec.CommandContext(ctx, b.bin, args...)
-	cmd.Env = append(append(os.Environ(), "CONTACTS_ETL_CLIENT_SECRET="+sim.DefaultClientSecret), env...)
+	cmd.Env = append(append(os.Environ(), "CONTACTS_ETL_CLIENT_SECRET="+sim.DefaultClientSecret), append(b.env, env...)...)
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 	start := time.Now()
