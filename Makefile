@@ -26,7 +26,7 @@ test:
 
 ## bench: the issue-10 table: exporter and simulator as separate processes; export ÷ raw fetch at 100k contacts,
 ## peak RSS at 50k/100k (children) and 50k/500k (contacts only), CPU per contact and per row, faults ÷ clean,
-## first-run requests ÷ minimum (cmd/etlbench; ~6-9 minutes on 2 cores). BENCH_FLAGS passes flags to it.
+## first-run requests ÷ minimum (cmd/etlbench; 8-15 minutes on 2 shared cores, see BENCHMARKS.md). BENCH_FLAGS passes flags to it.
 bench: build
 	$(GO) run ./cmd/etlbench -bin $(BIN) $(BENCH_FLAGS)
 
