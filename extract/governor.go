@@ -46,9 +46,6 @@ const (
 	floorDivisor = 64
 	// climbSteps successes bring a halved rate back to the ceiling.
 	climbSteps = 25
-	// transientPauseDivisor: a 429 the headers do not explain, without
-	// Retry-After, pauses requests for interval/transientPauseDivisor.
-	transientPauseDivisor = 10
 	// staleDailyShare: a Daily-Remaining above the lowest seen, on the same
 	// UTC day, is a late answer unless it rose by more than this share of
 	// the daily limit (a reset at another hour than midnight UTC).
@@ -68,8 +65,9 @@ const (
 //     rate and pauses every request for Retry-After (seconds or an HTTP
 //     date, capped at MaxRetryAfter) or else the interval;
 //   - a 429 they do not explain (Remaining high, we were under the rate) is
-//     transient: requests pause for Retry-After or a tenth of the interval,
-//     and the rate is kept;
+//     transient: only the refused request waits (the client obeys its
+//     Retry-After, or backs off briefly); the rate is kept and the other
+//     requests go on;
 //   - each success climbs back a step towards the ceiling;
 //   - Daily-Remaining is tracked as the lowest value of the day (late
 //     answers carry higher ones), and a request that got no answer counts as
@@ -260,13 +258,10 @@ func (g *RateGovernor) Observe(status int, h http.Header) {
 		g.stats.Limited++
 		wait := parseRetryAfter(h.Get("Retry-After"), now)
 		if !g.overranLocked(h, now) {
-			// The headers do not explain it: a transient refusal.
-			// Obey Retry-After or pause briefly; keep the rate.
+			// The headers do not explain it: a transient refusal. The
+			// refused request waits (Retry-After, or a short backoff: the
+			// client's); the others go on, at the same rate.
 			g.stats.Transient++
-			if wait == 0 {
-				wait = g.interval / transientPauseDivisor
-			}
-			g.pauseAt(now, wait)
 			return
 		}
 		g.lim.SetLimitAt(now, max(g.lim.Limit()/2, g.floor))

@@ -70,6 +70,7 @@ type Page struct {
 	Number   int
 	Contacts []json.RawMessage
 	IDs      []string // ids of Contacts in order ("" where missing)
+	Updated  []string // dateUpdated of Contacts in order, as sent ("" where missing)
 	Cursor   []any
 	Total    int
 	PageMode bool
@@ -247,11 +248,12 @@ func (c *Client) searchPage(ctx context.Context, req api.SearchRequest, n int) (
 			lastErr = fmt.Errorf("search contacts page %d: %w: %w", n, ErrBadPage, ErrNoContacts)
 			continue
 		}
-		p := Page{Number: n, Contacts: resp.Contacts, Total: resp.Total, IDs: make([]string, len(resp.Contacts)), lastMs: -1}
+		p := Page{Number: n, Contacts: resp.Contacts, Total: resp.Total, IDs: make([]string, len(resp.Contacts)),
+			Updated: make([]string, len(resp.Contacts)), lastMs: -1}
 		for i, raw := range resp.Contacts {
 			var k pageKey
 			_ = json.Unmarshal(raw, &k) // a bad record is transform's to reject
-			p.IDs[i] = k.ID
+			p.IDs[i], p.Updated[i] = k.ID, k.DateUpdated
 			if i < len(resp.Contacts)-1 {
 				continue
 			}

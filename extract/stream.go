@@ -2,7 +2,6 @@ package extract
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,9 +24,10 @@ type StreamOptions struct {
 	Children    []string // child resources to fetch per contact; nil: none
 	// Skip, if set, says a contact's children need not be fetched.
 	Skip func(contactID string) bool
-	// Unchanged, if set, says a contact (raw, as search returned it) is
-	// already stored as it is: neither it nor its children are sent.
-	Unchanged func(contactID string, raw json.RawMessage) bool
+	// Unchanged, if set, says a contact is already stored as it is, given
+	// its dateUpdated as search returned it ("" if absent or not a string,
+	// read once with the page): neither it nor its children are sent.
+	Unchanged func(contactID, dateUpdated string) bool
 	// BatchTasks, for StreamContacts, reads the tasks of each chunk of
 	// contacts with tasks/search's contactId filter (StreamContactTasks)
 	// instead of one request per contact, when Children has tasks. When
@@ -84,7 +84,7 @@ func fanOut(ctx context.Context, c *Client, opt StreamOptions, p Page, out chan<
 	fetch := make([]string, 0, len(p.IDs))
 	for i, raw := range p.Contacts {
 		id := p.IDs[i]
-		if id != "" && opt.Unchanged != nil && opt.Unchanged(id, raw) {
+		if id != "" && opt.Unchanged != nil && i < len(p.Updated) && opt.Unchanged(id, p.Updated[i]) {
 			continue
 		}
 		if id != "" && (opt.Skip == nil || !opt.Skip(id)) {

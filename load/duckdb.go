@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -202,7 +203,7 @@ func (d *DuckDB) session(ctx context.Context, fn func(*sql.Conn) error) (err err
 	var connector *duckdb.Connector
 	err = retryLocked(ctx, d.path, d.cfg.lockTimeout, d.cfg.log, func() error {
 		var err error
-		connector, err = duckdb.NewConnector(d.path, nil)
+		connector, err = duckdb.NewConnector(d.path, d.initConn)
 		return err
 	})
 	if err != nil {
@@ -223,6 +224,23 @@ func (d *DuckDB) session(ctx context.Context, fn func(*sql.Conn) error) (err err
 		return fmt.Errorf("migrate %s: %w", d.path, err)
 	}
 	return fn(conn)
+}
+
+// initConn applies the sink's DuckDB settings to a new connection.
+func (d *DuckDB) initConn(ex driver.ExecerContext) error {
+	var set []string
+	if d.cfg.duckThreads > 0 {
+		set = append(set, fmt.Sprintf("SET threads = %d", d.cfg.duckThreads))
+	}
+	if d.cfg.duckMemory != "" {
+		set = append(set, "SET memory_limit = "+sqlString(d.cfg.duckMemory))
+	}
+	for _, q := range set {
+		if _, err := ex.ExecContext(context.Background(), q, nil); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
 }
 
 // migrate creates the tables if needed, checks the schema version and, on

@@ -14,6 +14,13 @@ const (
 	DefaultLockTimeout  = 2 * time.Minute
 	DefaultRowGroupRows = 128 * 1024
 	DefaultIngest       = IngestArrow
+	// DefaultDuckDBThreads: one DuckDB worker thread. A commit's merge is
+	// small next to the export around it; on two cores more threads cost
+	// more CPU than they save (see BENCHMARKS.md, issue 10).
+	DefaultDuckDBThreads = 1
+	// DefaultDuckDBMemory bounds DuckDB's buffer pool (its memory_limit);
+	// beyond it DuckDB spills to a temporary directory beside the file.
+	DefaultDuckDBMemory = "64MB"
 )
 
 // Ingest is how the DuckDB sink moves a commit's Arrow records into its
@@ -54,6 +61,8 @@ type config struct {
 	rowGroupRows int64
 	log          *slog.Logger
 	fileRows     int64 // Parquet: rows per bucket file before a partition's buckets double
+	duckThreads  int
+	duckMemory   string
 }
 
 func newConfig(opts []Option) config {
@@ -64,6 +73,8 @@ func newConfig(opts []Option) config {
 		mem:          memory.DefaultAllocator,
 		rowGroupRows: DefaultRowGroupRows,
 		fileRows:     DefaultParquetFileRows,
+		duckThreads:  DefaultDuckDBThreads,
+		duckMemory:   DefaultDuckDBMemory,
 	}
 	for _, o := range opts {
 		o(&c)
@@ -98,3 +109,13 @@ func WithRowGroupRows(n int64) Option { return func(c *config) { c.rowGroupRows 
 // DefaultParquetFileRows): a partition whose rows would exceed it per
 // bucket is rewritten with twice the buckets, as often as needed.
 func WithParquetFileRows(n int64) Option { return func(c *config) { c.fileRows = n } }
+
+// WithDuckDBThreads sets DuckDB's threads setting for the DuckDB sink's
+// sessions (default DefaultDuckDBThreads; 0: DuckDB's own default, one per
+// core).
+func WithDuckDBThreads(n int) Option { return func(c *config) { c.duckThreads = n } }
+
+// WithDuckDBMemory sets DuckDB's memory_limit for the DuckDB sink's
+// sessions, in DuckDB's syntax ("256MB", "1GiB"; default
+// DefaultDuckDBMemory; "": DuckDB's own default, 80% of RAM).
+func WithDuckDBMemory(limit string) Option { return func(c *config) { c.duckMemory = limit } }

@@ -46,6 +46,11 @@ const markFirstLoad = "first-load"
 const (
 	DefaultWorkers    = 4
 	DefaultCommitRows = 100_000
+	// DefaultCommitBytes bounds the Arrow bytes a location gathers before
+	// it commits. One commit runs while the next chunk is gathered, so a
+	// location holds about twice this much (plus the rows after the
+	// latest mark): memory stays flat however large the account.
+	DefaultCommitBytes = 16 << 20
 )
 
 // Job is one run or backfill over a set of locations.
@@ -66,7 +71,10 @@ type Job struct {
 	// CommitRows: a location commits once this many rows are covered by
 	// page marks (DefaultCommitRows if 0), and at the end of each window.
 	CommitRows int
-	Log        *slog.Logger // nil: discard
+	// CommitBytes: a location also commits once the covered rows hold this
+	// many bytes of Arrow buffers (DefaultCommitBytes if 0).
+	CommitBytes int64
+	Log         *slog.Logger // nil: discard
 	// Progress, if set, is called after every commit (from the committing
 	// location's goroutine, one call at a time).
 	Progress func(Progress)
@@ -163,6 +171,9 @@ func Run(ctx context.Context, j Job) (Result, error) {
 	}
 	if j.CommitRows <= 0 {
 		j.CommitRows = DefaultCommitRows
+	}
+	if j.CommitBytes <= 0 {
+		j.CommitBytes = DefaultCommitBytes
 	}
 	if j.Run.StartedAt.IsZero() {
 		j.Run.StartedAt = time.Now()
@@ -436,23 +447,18 @@ func (j *runner) zone(ctx context.Context, l Location) (*time.Location, error) {
 }
 
 // unchanged reports a contact whose dateUpdated equals the stored one: it
-// and its children are in the warehouse as they are.
-func unchanged(known map[string]int64) func(string, json.RawMessage) bool {
+// and its children are in the warehouse as they are. The search page was
+// decoded once, by extract: the record is not parsed again here.
+func unchanged(known map[string]int64) func(string, string) bool {
 	if known == nil {
 		return nil
 	}
-	return func(id string, raw json.RawMessage) bool {
+	return func(id, dateUpdated string) bool {
 		ms, ok := known[id]
 		if !ok {
 			return false
 		}
-		var k struct {
-			DateUpdated string `json:"dateUpdated"`
-		}
-		if json.Unmarshal(raw, &k) != nil {
-			return false
-		}
-		t, err := transform.ParseTime(k.DateUpdated, time.UTC)
+		t, err := transform.ParseTime(dateUpdated, time.UTC)
 		if err != nil || t.IsZero() || t.UnixMilli() != ms {
 			return false
 		}
@@ -533,7 +539,13 @@ func (j *runner) flow(ctx context.Context, zone *time.Location, cm *committer, p
 	if loadErr == nil {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		loadErr = cm.flush(fctx)
+		if loadErr == nil {
+			loadErr = cm.wait()
+		}
 		cancel()
+	}
+	if err := cm.wait(); loadErr == nil {
+		loadErr = err
 	}
 	cm.release()
 	if errors.Is(tfErr, context.Canceled) && (exErr != nil || loadErr != nil) {
@@ -548,8 +560,11 @@ func (j *runner) flow(ctx context.Context, zone *time.Location, cm *committer, p
 // committer gathers one location's batches and commits them, with the
 // state that covers them, on marks: only rows before the latest mark are
 // ever committed, so a committed cursor never skips a row and a committed
-// contact always has its children. It commits once at least limit rows are
-// covered, at the end of each window, and at a reconciliation.
+// contact always has its children. It commits once CommitRows rows or
+// CommitBytes bytes are covered, at the end of each window, and at a
+// reconciliation. A commit runs in the background while the next chunk is
+// gathered (one at a time, in order); the next commit, a reconciliation
+// and the end of the pipe wait for it.
 type committer struct {
 	j         *runner
 	loc       string
@@ -557,17 +572,19 @@ type committer struct {
 	idx       int // current window
 	watermark time.Time
 
-	pend, cov         map[string][]arrow.RecordBatch // after / before the latest mark
-	pendRows, covRows int
-	swept             []string
-	state             []load.Window
-	marks             []load.Watermark
-	committed         transform.Counts // rows this committer committed
-	client            *extract.Client
-	pending           map[string]bool // contacts with a pending retry
-	retries           []load.Retry
-	retried           []load.RetryKey
-	deletes           []load.Delete
+	pend, cov           map[string][]arrow.RecordBatch // after / before the latest mark
+	pendRows, covRows   int
+	pendBytes, covBytes int64
+	inflight            chan error // the running commit's outcome; nil: none
+	swept               []string
+	state               []load.Window
+	marks               []load.Watermark
+	committed           transform.Counts // rows this committer committed
+	client              *extract.Client
+	pending             map[string]bool // contacts with a pending retry
+	retries             []load.Retry
+	retried             []load.RetryKey
+	deletes             []load.Delete
 }
 
 func (c *committer) requests() int64 {
@@ -584,6 +601,7 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 		}
 		c.pend[b.Table] = append(c.pend[b.Table], b.Rec)
 		c.pendRows += int(b.Rec.NumRows())
+		c.pendBytes += recordBytes(b.Rec)
 		return nil
 	}
 	m := b.Mark
@@ -603,18 +621,19 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 		c.cov[t] = append(c.cov[t], recs...)
 	}
 	c.covRows += c.pendRows
-	c.pend, c.pendRows = nil, 0
+	c.covBytes += c.pendBytes
+	c.pend, c.pendRows, c.pendBytes = nil, 0, 0
 	if m.Resource != markReconcile {
 		c.swept = append(c.swept, m.IDs...)
 	}
 	switch {
 	case m.Resource == markFirstLoad:
-		if err := c.flush(ctx); err != nil {
+		if err := c.flushWait(ctx); err != nil {
 			return err
 		}
 		return c.firstLoad(ctx)
 	case m.Resource == markReconcile:
-		if err := c.flush(ctx); err != nil {
+		if err := c.flushWait(ctx); err != nil {
 			return err
 		}
 		return c.reconcile(ctx, m.IDs)
@@ -641,14 +660,16 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 			c.state = append(c.state, w.Window)
 		}
 	}
-	if c.covRows >= c.j.CommitRows {
+	if c.covRows >= c.j.CommitRows || c.covBytes >= c.j.CommitBytes {
 		return c.flush(ctx)
 	}
 	return nil
 }
 
-// flush commits the covered rows with the state changes since the last
-// commit. Rows after the latest mark stay pending.
+// flush starts the commit of the covered rows with the state changes since
+// the last commit, once the previous commit has ended (and returns that
+// one's error, if it failed: then nothing more is committed). Rows after
+// the latest mark stay pending.
 func (c *committer) flush(ctx context.Context) error {
 	if c.covRows == 0 && len(c.state) == 0 && len(c.marks) == 0 && len(c.swept) == 0 && len(c.retries)+len(c.retried)+len(c.deletes) == 0 {
 		return nil
@@ -658,16 +679,44 @@ func (c *committer) flush(ctx context.Context) error {
 	if len(c.swept) > 0 {
 		cm.Swept = []load.Swept{{Source: c.j.Run.Source, LocationID: c.loc, ContactIDs: c.swept, At: c.j.now(), RunID: c.j.Run.ID}}
 	}
-	start := time.Now()
-	c.j.Log.Debug("commit start", "location", c.loc, "rows", c.covRows)
-	err := c.j.commit(ctx, cm, c)
-	c.j.Log.Debug("commit", "location", c.loc, "rows", c.covRows, "took", time.Since(start), "err", err)
-	releaseRecs(c.cov)
-	c.cov, c.covRows, c.swept, c.state, c.marks, c.retries, c.retried, c.deletes = nil, 0, nil, nil, nil, nil, nil, nil
-	if err != nil {
-		return fmt.Errorf("commit: %w", err)
+	rows, bytes := c.covRows, c.covBytes
+	c.cov, c.covRows, c.covBytes, c.swept, c.state, c.marks, c.retries, c.retried, c.deletes = nil, 0, 0, nil, nil, nil, nil, nil, nil
+	if err := c.wait(); err != nil {
+		releaseRecs(cm.Records)
+		return err
 	}
+	done := make(chan error, 1)
+	c.inflight = done
+	go func() {
+		start := time.Now()
+		c.j.Log.Debug("commit start", "location", c.loc, "rows", rows, "bytes", bytes)
+		err := c.j.commit(ctx, cm, c)
+		c.j.Log.Debug("commit", "location", c.loc, "rows", rows, "took", time.Since(start), "err", err)
+		releaseRecs(cm.Records)
+		if err != nil {
+			err = fmt.Errorf("commit: %w", err)
+		}
+		done <- err
+	}()
 	return nil
+}
+
+// wait waits for the running commit, if any, and returns its error.
+func (c *committer) wait() error {
+	if c.inflight == nil {
+		return nil
+	}
+	err := <-c.inflight
+	c.inflight = nil
+	return err
+}
+
+// flushWait commits what is covered and waits until it is committed.
+func (c *committer) flushWait(ctx context.Context) error {
+	if err := c.flush(ctx); err != nil {
+		return err
+	}
+	return c.wait()
 }
 
 // reconcile soft-deletes the location's stored contacts that are not in
@@ -703,17 +752,18 @@ func (c *committer) reconcile(ctx context.Context, listed []string) error {
 // done: its search listed every live id, and nothing was stored before.
 func (c *committer) firstLoad(ctx context.Context) error {
 	c.j.mu.Lock()
-	live, err := c.j.Sink.LiveContacts(ctx, c.j.Run.Source, c.loc)
+	// Only the count: no map of every live id.
+	_, live, err := c.j.Sink.SweepCandidates(ctx, c.j.Run.Source, c.loc, 0, c.j.Run.StartedAt)
 	c.j.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	cm := &load.Commit{RunID: c.j.Run.ID, Reconciled: []load.Reconcile{{Source: c.j.Run.Source, LocationID: c.loc,
-		At: c.j.Run.StartedAt, RunID: c.j.Run.ID, Listed: len(live)}}}
+		At: c.j.Run.StartedAt, RunID: c.j.Run.ID, Listed: live}}}
 	if err := c.j.commit(ctx, cm, c); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
-	c.j.Log.Info("reconciled by the first load", "location", c.loc, "listed", len(live))
+	c.j.Log.Info("reconciled by the first load", "location", c.loc, "listed", live)
 	return nil
 }
 
@@ -777,10 +827,12 @@ func (j *runner) commit(ctx context.Context, cm *load.Commit, c *committer) erro
 	return err
 }
 
+// release drops what was not committed. The running commit, if any, must
+// have been waited for.
 func (c *committer) release() {
 	releaseRecs(c.pend)
 	releaseRecs(c.cov)
-	c.pend, c.cov, c.pendRows, c.covRows = nil, nil, 0, 0
+	c.pend, c.cov, c.pendRows, c.covRows, c.pendBytes, c.covBytes = nil, nil, 0, 0, 0, 0
 }
 
 // goneDeletes soft-deletes contacts deleted upstream and their children.
@@ -805,6 +857,28 @@ func dedupWindows(ws []load.Window) []load.Window {
 	}
 	slices.Reverse(out)
 	return out
+}
+
+// recordBytes is the size of a record's Arrow buffers.
+func recordBytes(r arrow.RecordBatch) int64 {
+	var n int64
+	for _, col := range r.Columns() {
+		n += dataBytes(col.Data())
+	}
+	return n
+}
+
+func dataBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, ch := range d.Children() {
+		n += dataBytes(ch)
+	}
+	return n
 }
 
 func releaseRecs(m map[string][]arrow.RecordBatch) {

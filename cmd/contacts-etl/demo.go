@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,6 +134,15 @@ func cmdSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8089", "address to listen on (keep it on loopback)")
+	scopes := []string{api.ScopeContactsRO}
+	fs.Func("scopes", "extra scopes the printed authorization codes grant, comma-separated (contacts.readonly always)", func(v string) error {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" && !slices.Contains(scopes, s) {
+				scopes = append(scopes, s)
+			}
+		}
+		return nil
+	})
 	cfg.RegisterFlags(fs)
 	if err := fs.Parse(args); err == flag.ErrHelp {
 		return nil
@@ -149,7 +159,7 @@ func cmdSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(stdout, "client secret: the simulator's development default %q (for `auth login`: export CONTACTS_ETL_CLIENT_SECRET=%s)\n",
 		sim.DefaultClientSecret, sim.DefaultClientSecret)
 	for _, loc := range srv.Locations() {
-		fmt.Fprintf(stdout, "authorization code for %s: %s\n", loc, srv.AuthorizeCode(loc, api.ScopeContactsRO))
+		fmt.Fprintf(stdout, "authorization code for %s: %s\n", loc, srv.AuthorizeCode(loc, scopes...))
 	}
 	<-ctx.Done()
 	return nil
