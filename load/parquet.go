@@ -426,16 +426,17 @@ func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 	for _, d := range c.Deletes {
 		dels[d.Table] = append(dels[d.Table], d)
 	}
+	cparts := recordParts(c.Records[whsql.Contacts.Name], "contact_id", p.buckets)
 	err = p.query(ctx, func(conn *sql.Conn) error {
 		for _, t := range whsql.Tables {
 			recs := c.Records[t.Name]
-			if rowCount(recs) == 0 && len(dels[t.Name]) == 0 {
+			if rowCount(recs) == 0 && len(dels[t.Name]) == 0 && !(t.ReplaceByContact && len(cparts) > 0) {
 				continue
 			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			ts, err := p.mergeTable(ctx, conn, t, recs, dels[t.Name], next, stage)
+			ts, err := p.mergeTable(ctx, conn, t, recs, dels[t.Name], cparts, next, stage)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.Name, err)
 			}
