@@ -24,6 +24,7 @@ import (
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/load"
+	whsql "github.com/contacts-etl/contacts-etl/sql"
 	"github.com/contacts-etl/contacts-etl/transform"
 )
 
@@ -134,7 +135,8 @@ type runner struct {
 	commits  int
 	zones    map[string]ZoneInfo
 	zoneOf   map[string]*time.Location
-	progress sync.Mutex // one Progress call at a time
+	fieldsOf map[string][]json.RawMessage // custom field definitions per location, asked once a run
+	progress sync.Mutex                   // one Progress call at a time
 }
 
 // Run executes the job: one pipeline per location, Workers at once.
@@ -157,7 +159,8 @@ func Run(ctx context.Context, j Job) (Result, error) {
 		j.Run.StartedAt = time.Now()
 	}
 	j.Run.StartedAt = j.Run.StartedAt.UTC()
-	r := &runner{Job: j, counts: transform.Counts{}, zones: map[string]ZoneInfo{}, zoneOf: map[string]*time.Location{}}
+	r := &runner{Job: j, counts: transform.Counts{}, zones: map[string]ZoneInfo{}, zoneOf: map[string]*time.Location{},
+		fieldsOf: map[string][]json.RawMessage{}}
 	return r.execute(ctx)
 }
 
@@ -401,6 +404,44 @@ func (j *runner) zone(ctx context.Context, l Location) (*time.Location, error) {
 	return zone, nil
 }
 
+// customFields returns the location's custom field definitions, asked
+// once per run (one request). Without the optional scope (known from the
+// token, or a 401/403 answer), or on any other failure, it logs one line
+// and returns none: custom field values then land with their ids only.
+func (j *runner) customFields(ctx context.Context, l Location) []json.RawMessage {
+	loc := l.Client.Location()
+	j.mu.Lock()
+	defs, ok := j.fieldsOf[loc]
+	j.mu.Unlock()
+	if ok {
+		return defs
+	}
+	switch {
+	case l.Scopes != nil && !slices.Contains(l.Scopes, api.ScopeCustomFieldsRO):
+		j.Log.Info("custom field names unknown: the token was not granted "+api.ScopeCustomFieldsRO+"; values land by field id", "location", loc)
+	default:
+		var err error
+		defs, err = l.Client.CustomFields(ctx)
+		switch {
+		case err == nil:
+			j.Log.Info("custom field definitions", "location", loc, "fields", len(defs))
+		case errors.Is(err, extract.ErrNoCustomFieldsScope):
+			j.Log.Info("custom field names unknown: the token may not read "+api.ScopeCustomFieldsRO+"; values land by field id", "location", loc)
+		case ctx.Err() != nil:
+			return nil
+		default:
+			j.Log.Warn("custom field definitions could not be read; values land by field id", "location", loc, "err", err)
+		}
+	}
+	if defs == nil {
+		defs = []json.RawMessage{}
+	}
+	j.mu.Lock()
+	j.fieldsOf[loc] = defs
+	j.mu.Unlock()
+	return defs
+}
+
 // unchanged reports a contact whose dateUpdated equals the stored one: it
 // and its children are in the warehouse as they are.
 func unchanged(known map[string]int64) func(string, json.RawMessage) bool {
@@ -434,6 +475,7 @@ func (j *runner) pipe(ctx context.Context, l Location, cm *committer, produce fu
 	if err != nil {
 		return err
 	}
+	defs := j.customFields(ctx, l)
 	records := make(chan api.Record, 1024)
 	batches := make(chan transform.Batch, 8)
 	exCtx, cancelEx := context.WithCancel(ctx)
@@ -443,6 +485,16 @@ func (j *runner) pipe(ctx context.Context, l Location, cm *committer, produce fu
 	go func() {
 		defer close(exDone)
 		defer close(records)
+		// The definitions go first: the stage names and types the
+		// values of the contacts after them, and commits them with them.
+		for _, raw := range defs {
+			select {
+			case records <- api.Record{Resource: api.ResourceCustomFields, LocationID: l.Client.Location(), Raw: raw}:
+			case <-exCtx.Done():
+				exErr = exCtx.Err()
+				return
+			}
+		}
 		exErr = produce(exCtx, records)
 	}()
 	tc.NaiveZone = zone
@@ -714,7 +766,7 @@ func goneDeletes(source string, ids []string, at time.Time) []load.Delete {
 		return nil
 	}
 	out := []load.Delete{{Table: api.ResourceContacts, Source: source, IDs: ids, At: at}}
-	for _, t := range extract.ChildResources {
+	for _, t := range append(slices.Clone(extract.ChildResources), whsql.ContactCustomFields.Name) {
 		out = append(out, load.Delete{Table: t, Source: source, IDs: ids, At: at, ByContact: true})
 	}
 	return out

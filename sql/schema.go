@@ -87,7 +87,7 @@ func init() {
 	}
 }
 
-// Mapping returns the mapping in use. Callers must not modify it.
+// CurrentMapping returns the mapping in use. Callers must not modify it.
 func CurrentMapping() *Mapping { return current }
 
 // Use makes m (validated) the mapping of the data tables: it rebuilds
@@ -236,7 +236,8 @@ var ContactCustomFields = withDocs(Table{
 // of (resource, contact_id, raw JSON), so re-reading the same bad record
 // replaces its reject instead of appending another (newest wins).
 var Rejects = Table{
-	Name: "rejects",
+	Name:        "rejects",
+	Description: "Records rejected whole (no usable id, not a JSON object), with their raw JSON and the reason.",
 	Schema: arrow.NewSchema([]arrow.Field{
 		f("resource", str, false),
 		f("record_id", str, true),
@@ -263,7 +264,8 @@ var Rejects = Table{
 // of the request path (the contact itself for contacts). Keyed by
 // (_source, resource, record_id, field): a re-read replaces the row.
 var FieldRejects = Table{
-	Name: "field_rejects",
+	Name:        "field_rejects",
+	Description: "Fields of landed records that could not be mapped (column NULL) or were mended (value_landed).",
 	Schema: arrow.NewSchema([]arrow.Field{
 		f("resource", str, false),
 		f("record_id", str, false),

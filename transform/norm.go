@@ -55,7 +55,8 @@ var idnaProfile = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.ValidateLa
 // international prefix; fallback is used when region is not one
 // libphonenumber knows. It returns the number in E.164 and its extension
 // ("" when none), or ok false when it does not parse or is not a possible
-// number for its country. Letters of vanity numbers (1-800-FLOWERS) are
+// number for its country (a number possible only for local dialling, such
+// as a US number without its area code, is not). Letters of vanity numbers (1-800-FLOWERS) are
 // read as their keypad digits.
 func NormalizePhone(s, region, fallback string) (e164, ext string, ok bool) {
 	s = strings.TrimSpace(s)
@@ -67,7 +68,7 @@ func NormalizePhone(s, region, fallback string) (e164, ext string, ok bool) {
 		region = fallback
 	}
 	n, err := phonenumbers.Parse(s, region)
-	if err != nil || !phonenumbers.IsPossibleNumber(n) {
+	if err != nil || phonenumbers.IsPossibleNumberWithReason(n) != phonenumbers.IS_POSSIBLE {
 		return "", "", false
 	}
 	return phonenumbers.Format(n, phonenumbers.E164), n.GetExtension(), true

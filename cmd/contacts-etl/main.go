@@ -51,6 +51,7 @@ var commands = map[string]command{
 	"check":    {"test the connection: tokens, scopes, location access, rate-limit headroom", cmdCheck},
 	"serve":    {"receive signed webhooks into an inbox and apply them as targeted runs", cmdServe},
 	"query":    {"run a SELECT over the warehouse, read-only (table, csv, json or parquet)", cmdQuery},
+	"schema":   {"print the warehouse tables and columns with their types and descriptions (--mapping, --format markdown)", cmdSchema},
 	"report":   {"write a self-contained HTML page of the last runs (requests, rows, waits, 429s)", cmdReport},
 }
 
