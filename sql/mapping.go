@@ -337,4 +337,3 @@ func (m *Mapping) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-

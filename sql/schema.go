@@ -7,9 +7,9 @@ package sql
 
 import (
 	"crypto/sha256"
-	"slices"
 	"embed"
 	"encoding/hex"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 )
@@ -219,12 +219,12 @@ var ContactCustomFields = withDocs(Table{
 	ReplaceByContact: true,
 }, map[string]string{
 	"contact_id": "The contact.", "field_id": "The custom field's id.",
-	"field_key": "Its key from the location's definitions (NULL when they could not be read).",
+	"field_key":  "Its key from the location's definitions (NULL when they could not be read).",
 	"field_name": "Its name from the definitions.", "data_type": "Its data type from the definitions.",
-	"value_text": "The value as text: a string as is, anything else as JSON text.",
-	"value_json": "The value as JSON text, as sent.",
+	"value_text":   "The value as text: a string as is, anything else as JSON text.",
+	"value_json":   "The value as JSON text, as sent.",
 	"value_number": "The value as a number, for NUMERICAL and MONETORY fields that hold one.",
-	"value_date": "The value as a date, for DATE fields.", "value_bool": "The value as a boolean, for a single CHECKBOX-like yes/no.",
+	"value_date":   "The value as a date, for DATE fields.", "value_bool": "The value as a boolean, for a single CHECKBOX-like yes/no.",
 	"value_list": "The values of CHECKBOX and MULTIPLE_OPTIONS fields.",
 })
 
