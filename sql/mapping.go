@@ -193,6 +193,9 @@ func (m *Mapping) Merge(user *Mapping) (*Mapping, error) {
 				continue
 			}
 			c := &t.Columns[i]
+			if uc.Was != "" && c.Name == uc.Was && reserved(name, uc.Was) {
+				return nil, fmt.Errorf("%s.%s cannot be renamed: the analyst views or the loader read it (map the field to a new column as well instead)", name, uc.Was)
+			}
 			if uc.Was != "" && c.Name == uc.Was {
 				if c.Name == t.SystemAfter {
 					t.SystemAfter = uc.Name
@@ -336,4 +339,19 @@ func (m *Mapping) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// reserved says whether column col of table is one the exporter reads by
+// name: a key, the columns the loader uses, or any column named in the
+// analyst views (views.sql).
+func reserved(table, col string) bool {
+	switch col {
+	case keyCols[table], "contact_id", "updated_at", "_extra":
+		return true
+	}
+	v, err := Files.ReadFile(Views)
+	if err != nil {
+		return true
+	}
+	return regexp.MustCompile(`\b` + regexp.QuoteMeta(col) + `\b`).Match(v)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/extract/sim"
+	whsql "github.com/contacts-etl/contacts-etl/sql"
 	"github.com/contacts-etl/contacts-etl/transform"
 )
 
@@ -196,8 +197,16 @@ func Tables(t *testing.T, srv *sim.Server, locations []string) map[string]map[st
 		for _, f := range odd[table+"|"+id] {
 			if f.Landed {
 				r[f.Column] = f.Value
-			} else {
-				r[f.Column] = nil
+				continue
+			}
+			r[f.Column] = nil
+			// so are the columns normalised from the field
+			if t, ok := whsql.ByName(table); ok {
+				for _, c := range t.Cols {
+					if c != nil && len(c.From) > 0 && c.From[0] == f.Field {
+						r[c.Name] = nil
+					}
+				}
 			}
 		}
 		if table != api.ResourceContacts {
