@@ -209,6 +209,14 @@ func Tables(t *testing.T, srv *sim.Server, locations []string) map[string]map[st
 				}
 			}
 		}
+		if t, ok := whsql.ByName(table); ok { // columns the mapping in use renamed
+			for _, rn := range t.Renames() {
+				if v, ok := r[rn[0]]; ok {
+					r[rn[1]] = v
+					delete(r, rn[0])
+				}
+			}
+		}
 		if table != api.ResourceContacts {
 			if b, ok := bodyIDs[id]; ok {
 				r["body_contact_id"] = b
