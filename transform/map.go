@@ -43,7 +43,6 @@ type plan struct {
 	t      whsql.Table
 	cols   []colPlan
 	fields map[string]int // top-level field → slot
-	known  []bool         // slot named by the mapping (or ignored)
 	nslots int
 	id     int // slot of "id"
 	body   int // slot of "contactId" (children), -1 none
@@ -121,10 +120,6 @@ func newPlan(t whsql.Table) *plan {
 				slot(f)
 			}
 		}
-	}
-	p.known = make([]bool, p.nslots)
-	for i := range p.known {
-		p.known[i] = true
 	}
 	return p
 }

@@ -1,9 +1,13 @@
 package transform
 
 import (
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 func TestNormalizeEmail(t *testing.T) {
@@ -105,6 +109,56 @@ func TestOddTimes(t *testing.T) {
 		got, err := ParseTime(c.in, c.loc)
 		if (err != nil) != c.bad || !got.Equal(c.want) {
 			t.Errorf("ParseTime(%q, %s) = %v, %v; want %v (error %v)", c.in, c.loc, got, err, c.want, c.bad)
+		}
+	}
+}
+
+// TestFastE164MatchesParse: the fast path for +digits numbers gives what
+// phonenumbers.Parse gives, or declines, for random numbers of every
+// calling code.
+func TestFastE164MatchesParse(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	fast := 0
+	for cc := 1; cc < 1000; cc++ {
+		if phonenumbers.GetRegionCodeForCountryCode(cc) == "ZZ" {
+			continue
+		}
+		for range 40 {
+			n := 6 + r.IntN(9)
+			d := make([]byte, n)
+			for i := range d {
+				d[i] = byte('0' + r.IntN(10))
+			}
+			s := "+" + strconv.Itoa(cc) + string(d)
+			got, ok := fastE164(s)
+			if !ok {
+				continue
+			}
+			fast++
+			e164, _, pok := NormalizePhoneSlow(s, "US")
+			if !pok || e164 != got {
+				t.Errorf("%s: fast %q, Parse %q %v", s, got, e164, pok)
+			}
+		}
+	}
+	if fast < 500 {
+		t.Errorf("fast path took only %d numbers", fast)
+	}
+}
+
+// NormalizePhoneSlow is NormalizePhone through phonenumbers.Parse only.
+func NormalizePhoneSlow(s, region string) (string, string, bool) {
+	n, err := phonenumbers.Parse(s, region)
+	if err != nil || phonenumbers.IsPossibleNumberWithReason(n) != phonenumbers.IS_POSSIBLE {
+		return "", "", false
+	}
+	return phonenumbers.Format(n, phonenumbers.E164), n.GetExtension(), true
+}
+
+func TestFastE164Common(t *testing.T) {
+	for _, s := range []string{"+14155552671", "+15555220526", "+4930123456"} {
+		if got, ok := fastE164(s); !ok || got != s {
+			t.Errorf("fastE164(%q) = %q, %v", s, got, ok)
 		}
 	}
 }
