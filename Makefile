@@ -45,6 +45,7 @@ bench-webhook:
 ## fuzz: the decoders, a minute each
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzContact -fuzztime 60s ./transform
+	$(GO) test -run '^$$' -fuzz FuzzPage -fuzztime 60s ./transform
 
 ## soak: long end-to-end and crash campaigns (200 kills of the exporter, 40 of the Parquet publisher, 200 Parquet commits)
 soak:

@@ -8,6 +8,7 @@ require (
 	github.com/gofrs/flock v0.13.2
 	github.com/google/renameio/v2 v2.0.2
 	github.com/klauspost/compress v1.19.2
+	github.com/nyaruka/phonenumbers v1.8.1
 	github.com/prometheus/common v0.74.0
 	github.com/vbauerster/mpb/v8 v8.16.2
 	golang.org/x/net v0.62.0

@@ -575,6 +575,89 @@ func runConformance(t *testing.T, tg target) {
 		}
 	})
 
+	t.Run("MappingChangeMigratesInPlace", func(t *testing.T) {
+		mem, dir := newMem(t), t.TempDir()
+		s := tg.open(t, dir)
+		start(t, s, "r1")
+		commit(t, s, &Commit{RunID: "r1", Records: map[string][]arrow.RecordBatch{
+			"contacts": recs(build(t, mem, whsql.Contacts,
+				sys(row{"contact_id": "c1", "website": "acme.example"}, "src", t0),
+				sys(row{"contact_id": "c2", "website": "beta.example"}, "src", t0))),
+		}})
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// A user mapping renames a column and adds two typed ones.
+		m, err := whsql.DefaultMapping().Merge(&whsql.Mapping{Tables: map[string]*whsql.TableMap{"contacts": {Columns: []whsql.Column{
+			{Name: "homepage", Was: "website"},
+			{Name: "tier", CustomField: "cfTier", Type: whsql.TypeString},
+			{Name: "score", CustomField: "cfScore", Type: whsql.TypeFloat},
+		}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := whsql.Use(m); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { whsql.Use(whsql.DefaultMapping()) })
+		s = tg.open(t, dir)
+		start(t, s, "r2")
+		commit(t, s, &Commit{RunID: "r2", Records: map[string][]arrow.RecordBatch{
+			"contacts": recs(build(t, mem, whsql.Contacts,
+				sys(row{"contact_id": "c3", "homepage": "gamma.example", "tier": "gold", "score": 9.5}, "src", t1))),
+		}})
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got := queryRows(t, tg.db(t, dir), `SELECT contact_id, homepage, tier, score, email_normalized FROM contacts ORDER BY contact_id`)
+		want := [][]any{{"c1", "acme.example", nil, nil, nil}, {"c2", "beta.example", nil, nil, nil}, {"c3", "gamma.example", "gold", 9.5, nil}}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("after the mapping change: %v, want %v", got, want)
+		}
+	})
+
+	t.Run("CustomFieldsReplacedByContact", func(t *testing.T) {
+		cf := func(contact, field, v string, at time.Time) row {
+			return sys(row{"contact_id": contact, "field_id": field, "value_text": v, "value_json": `"` + v + `"`}, "src", at)
+		}
+		// Each case commits c1 and c2 with values, then c1 (and an older
+		// c2) again with the values given; c1's values are replaced as a
+		// whole, c2's stay.
+		for _, c := range []struct {
+			name  string
+			again []row
+			want  [][]any
+		}{
+			{"one removed", []row{cf("c1", "f1", "a2", t1)}, [][]any{{"c1", "f1", "a2"}, {"c2", "f1", "x"}}},
+			{"all removed", nil, [][]any{{"c2", "f1", "x"}}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				mem, dir := newMem(t), t.TempDir()
+				s := tg.open(t, dir)
+				start(t, s, "r1")
+				commit(t, s, &Commit{RunID: "r1", Records: map[string][]arrow.RecordBatch{
+					"contacts": recs(build(t, mem, whsql.Contacts, contact("c1", "Ann", nil, t0), contact("c2", "Bob", nil, t0))),
+					"contact_custom_fields": recs(build(t, mem, whsql.ContactCustomFields,
+						cf("c1", "f1", "a", t0), cf("c1", "f2", "b", t0), cf("c2", "f1", "x", t0))),
+				}})
+				again := map[string][]arrow.RecordBatch{
+					"contacts": recs(build(t, mem, whsql.Contacts, contact("c1", "Ann", nil, t1), contact("c2", "Bob", nil, t0.Add(-time.Hour)))),
+				}
+				if c.again != nil {
+					again["contact_custom_fields"] = recs(build(t, mem, whsql.ContactCustomFields, c.again...))
+				}
+				commit(t, s, &Commit{RunID: "r1", Records: again})
+				if err := s.Close(ctx); err != nil {
+					t.Fatal(err)
+				}
+				got := queryRows(t, tg.db(t, dir), `SELECT contact_id, field_id, value_text FROM contact_custom_fields ORDER BY ALL`)
+				if !reflect.DeepEqual(got, c.want) {
+					t.Errorf("custom field values %v, want %v", got, c.want)
+				}
+			})
+		}
+	})
+
 	t.Run("ReadableByAnotherProcess", func(t *testing.T) {
 		mem, dir := newMem(t), t.TempDir()
 		s := tg.open(t, dir)

@@ -128,8 +128,11 @@ func TestDDLMatchesArrowSchemas(t *testing.T) {
 func TestDDLMigratesVersion1(t *testing.T) {
 	ctx := context.Background()
 	c := memConn(t)
-	v1 := map[string][]string{"tasks": {"body_contact_id"}, "notes": {"body_contact_id"},
-		"appointments": {"body_contact_id", "time_zone"}, "rejects": {"reject_key"}}
+	// The columns added by versions 2 (body_contact_id, time_zone,
+	// reject_key) and 3 (the mapping's: normalised values, _extra).
+	v1 := map[string][]string{"tasks": {"body_contact_id", "_extra"}, "notes": {"body_contact_id", "_extra"},
+		"appointments": {"body_contact_id", "time_zone", "_extra"}, "rejects": {"reject_key"},
+		"contacts": {"email_normalized", "email_valid", "phone_e164", "phone_extension", "business_name", "_extra"}}
 	for name, added := range v1 {
 		tbl, _ := whsql.ByName(name)
 		var cols []string
@@ -140,6 +143,10 @@ func TestDDLMigratesVersion1(t *testing.T) {
 		if _, err := c.ExecContext(ctx, "CREATE TABLE "+name+" ("+strings.Join(cols, ", ")+")"); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := c.ExecContext(ctx, `INSERT INTO contacts (contact_id, email, _source, _location_id, _run_id, _extracted_at)
+		VALUES ('c1', ' A@B.com', 's', 'l', 'r', now())`); err != nil {
+		t.Fatal(err)
 	}
 	for _, name := range whsql.DDL {
 		ddl, err := whsql.Read(name)
@@ -159,5 +166,11 @@ func TestDDLMigratesVersion1(t *testing.T) {
 		if g, w := fmt.Sprint(got), fmt.Sprint(tbl.Columns()); g != w {
 			t.Errorf("migrated %s:\n got %s\nwant %s", name, g, w)
 		}
+	}
+	var email string
+	var norm, extra any
+	if err := c.QueryRowContext(ctx, `SELECT email, email_normalized, _extra FROM contacts`).Scan(&email, &norm, &extra); err != nil ||
+		email != " A@B.com" || norm != nil || extra != nil {
+		t.Errorf("the old row after migrating: %q %v %v, %v", email, norm, extra, err)
 	}
 }

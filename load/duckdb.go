@@ -147,9 +147,13 @@ func (d *DuckDB) Commit(ctx context.Context, c *Commit) error {
 	stats := CommitStats{Tables: map[string]TableStats{}}
 	err := d.session(ctx, func(conn *sql.Conn) error {
 		return inTx(ctx, conn, func() error {
+			if err := exec(ctx, conn, fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s (%s VARCHAR, contact_id VARCHAR, %s TIMESTAMPTZ)`,
+				writtenContacts, quote(whsql.ColSource), quote(whsql.ColExtractedAt))); err != nil {
+				return err
+			}
 			for _, t := range whsql.Tables {
 				recs := c.Records[t.Name]
-				if rowCount(recs) == 0 {
+				if rowCount(recs) == 0 && !(t.ReplaceByContact && rowCount(c.Records[whsql.Contacts.Name]) > 0) {
 					continue
 				}
 				if err := ctx.Err(); err != nil {
@@ -174,6 +178,9 @@ func (d *DuckDB) Commit(ctx context.Context, c *Commit) error {
 				ts := stats.Tables[del.Table]
 				ts.Deleted += n
 				stats.Tables[del.Table] = ts
+			}
+			if err := exec(ctx, conn, `DROP TABLE `+writtenContacts); err != nil {
+				return err
 			}
 			return writeState(ctx, conn, c)
 		})
@@ -247,6 +254,11 @@ func (d *DuckDB) initConn(ex driver.ExecerContext) error {
 // this sink's first session, (re)creates the views.
 func (d *DuckDB) migrate(ctx context.Context, c *sql.Conn) error {
 	return inTx(ctx, c, func() error {
+		if !d.migrated {
+			if err := renameColumns(ctx, c); err != nil {
+				return err
+			}
+		}
 		for _, name := range whsql.DDL {
 			ddl, err := whsql.Read(name)
 			if err != nil {
@@ -279,13 +291,61 @@ func (d *DuckDB) migrate(ctx context.Context, c *sql.Conn) error {
 		if err := exec(ctx, c, views); err != nil {
 			return fmt.Errorf("%s: %w", whsql.Views, err)
 		}
+		if err := exec(ctx, c, whsql.CommentsDDL()); err != nil {
+			return fmt.Errorf("column comments: %w", err)
+		}
 		d.migrated = true
 		return nil
 	})
 }
 
+// renameColumns renames the columns of the mapping's renames (was → name)
+// in tables that have the old name and not the new one.
+func renameColumns(ctx context.Context, c *sql.Conn) error {
+	for _, t := range whsql.Tables {
+		for _, rn := range t.Renames() {
+			var old, cur int
+			if err := c.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE column_name = ?), count(*) FILTER (WHERE column_name = ?)
+				FROM information_schema.columns WHERE table_name = ?`, rn[0], rn[1], t.Name).Scan(&old, &cur); err != nil {
+				return fmt.Errorf("rename %s.%s: %w", t.Name, rn[0], err)
+			}
+			if old == 1 && cur == 0 {
+				if err := exec(ctx, c, fmt.Sprintf(`ALTER TABLE %s RENAME COLUMN %s TO %s`, quote(t.Name), quote(rn[0]), quote(rn[1]))); err != nil {
+					return fmt.Errorf("rename %s.%s to %s: %w", t.Name, rn[0], rn[1], err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// writtenContacts is the temp table of the keys of a commit's contacts,
+// kept for the ReplaceByContact tables merged after them.
+const writtenContacts = "written_contacts"
+
 // load stages recs of t and merges them into t (appends, for rejects).
+// A ReplaceByContact table first loses the rows of the contacts the commit
+// wrote (unless newer), so a value removed upstream disappears.
 func (d *DuckDB) load(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord) (TableStats, error) {
+	var ts TableStats
+	if t.ReplaceByContact {
+		n, err := execN(ctx, c, fmt.Sprintf(`DELETE FROM %[1]s USING %[2]s w WHERE %[1]s.%[3]s = w.%[3]s AND %[1]s.contact_id = w.contact_id
+			AND %[1]s.%[4]s <= w.%[4]s`, quote(t.Name), writtenContacts, quote(whsql.ColSource), quote(t.Version)))
+		if err != nil {
+			return ts, fmt.Errorf("replace by contact: %w", err)
+		}
+		ts.Replaced = n
+		if rowCount(recs) == 0 {
+			return ts, nil
+		}
+	}
+	ls, err := d.merge(ctx, c, t, recs)
+	ls.Replaced += ts.Replaced
+	return ls, err
+}
+
+// merge stages recs of t and merges them into t.
+func (d *DuckDB) merge(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord) (TableStats, error) {
 	stg := "stg_" + t.Name
 	var ts TableStats
 	var err error
@@ -330,6 +390,12 @@ func (d *DuckDB) load(ctx context.Context, c *sql.Conn, t whsql.Table, recs []ar
 			t.Name, cols, stg, quoteList(t.Key), quote(t.Version), keyMatch(t.Key, t.Name, "s")))
 		if err != nil {
 			return ts, fmt.Errorf("merge insert: %w", err)
+		}
+	}
+	if t.Name == whsql.Contacts.Name {
+		if err := exec(ctx, c, fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s AS SELECT %s, contact_id, %s FROM %s`,
+			writtenContacts, quote(whsql.ColSource), quote(t.Version), stg)); err != nil {
+			return ts, fmt.Errorf("keep contact keys: %w", err)
 		}
 	}
 	if err := exec(ctx, c, `DROP TABLE `+stg); err != nil {

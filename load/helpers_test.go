@@ -45,6 +45,8 @@ func appendValue(b array.Builder, v any) error {
 		b.Append(v.(bool))
 	case *array.Int64Builder:
 		b.Append(v.(int64))
+	case *array.Float64Builder:
+		b.Append(v.(float64))
 	case *array.TimestampBuilder:
 		b.AppendTime(v.(time.Time))
 	case *array.Date32Builder:

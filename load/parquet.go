@@ -445,16 +445,17 @@ func (p *Parquet) Commit(ctx context.Context, c *Commit) (err error) {
 	for _, d := range c.Deletes {
 		dels[d.Table] = append(dels[d.Table], d)
 	}
+	contacts := recordKeys(c.Records[whsql.Contacts.Name], "contact_id")
 	err = p.query(ctx, func(conn *sql.Conn) error {
 		for _, t := range whsql.Tables {
 			recs := c.Records[t.Name]
-			if rowCount(recs) == 0 && len(dels[t.Name]) == 0 {
+			if rowCount(recs) == 0 && len(dels[t.Name]) == 0 && !(t.ReplaceByContact && len(contacts) > 0) {
 				continue
 			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			ts, err := p.mergeTable(ctx, conn, t, recs, dels[t.Name], next, stage)
+			ts, err := p.mergeTable(ctx, conn, t, recs, dels[t.Name], contacts, next, stage)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.Name, err)
 			}

@@ -159,8 +159,12 @@ func stringCol(rec arrowRecord, name string) []string {
 // mergeTable merges recs and dels of table t into next: it writes the new
 // files of the parts they touch under stage and swaps them into next's
 // file list (next.Pending records what to move and remove).
+//
+// contacts are the commit's contacts (location, contact id): a
+// ReplaceByContact table rewrites those of its parts holding them that
+// hold rows.
 func (p *Parquet) mergeTable(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord, dels []Delete,
-	next *ledger, stage string) (TableStats, error) {
+	contacts [][2]string, next *ledger, stage string) (TableStats, error) {
 	st := TableStats{Staged: rowCount(recs)}
 	touched := map[part]bool{}
 	bcol := bucketCol(t)
@@ -261,6 +265,21 @@ func (p *Parquet) mergeTable(ctx context.Context, c *sql.Conn, t whsql.Table, re
 			}
 		}
 	}
+	contactsIn := ""
+	if t.ReplaceByContact {
+		if f := filepath.Join(stage, "in", whsql.Contacts.Name+".parquet"); fileExists(f) {
+			contactsIn = f
+			have := map[part]bool{}
+			for _, f := range next.Tables[t.Name] {
+				have[part{f.Location, f.Bucket}] = true
+			}
+			for _, k := range contacts {
+				if pt := (part{k[0], bucketOf(k[1], next.bucketsOf(t.Name, k[0]))}); have[pt] {
+					touched[pt] = true
+				}
+			}
+		}
+	}
 	parts := make([]part, 0, len(touched))
 	for pt := range touched {
 		parts = append(parts, pt)
@@ -269,7 +288,7 @@ func (p *Parquet) mergeTable(ctx context.Context, c *sql.Conn, t whsql.Table, re
 	if len(parts) == 0 {
 		return st, nil
 	}
-	ps, err := p.mergeParts(ctx, c, t, parts, in, delFile, next, stage)
+	ps, err := p.mergeParts(ctx, c, t, parts, in, delFile, contactsIn, next, stage)
 	if err != nil {
 		return st, err
 	}
@@ -339,7 +358,10 @@ func (p *Parquet) grow(ctx context.Context, c *sql.Conn, t whsql.Table, recs []a
 // temporary table, its rows tagged with their part), then writes each
 // part's new file and swaps it into next. One query per commit and table,
 // not one per part: a small commit's cost is DuckDB's per-query overhead.
-func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, parts []part, in, delFile string,
+//
+// contactsIn, when set, is the commit's contacts input: rows of t (a
+// ReplaceByContact table) of those contacts are dropped unless newer.
+func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, parts []part, in, delFile, contactsIn string,
 	next *ledger, stage string) (TableStats, error) {
 	var st TableStats
 	cols := quoteList(t.Columns())
@@ -362,8 +384,18 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 	}
 	var srcs []string
 	if len(old) > 0 {
-		srcs = append(srcs, fmt.Sprintf(`SELECT %s, 0 AS _o, file_row_number AS _r FROM read_parquet(%s, file_row_number = true, union_by_name = true)`,
-			cols, p.fileList(old)))
+		proj, err := p.projection(t, old, t.Columns())
+		if err != nil {
+			return st, err
+		}
+		where := ""
+		if contactsIn != "" {
+			// A contact written by this commit replaces all its rows here.
+			where = fmt.Sprintf(` WHERE NOT EXISTS (SELECT 1 FROM read_parquet(%s) w WHERE w.%[2]s = o.%[2]s AND w.contact_id = o.contact_id
+				AND w.%[3]s >= o.%[3]s)`, sqlString(contactsIn), quote(whsql.ColSource), quote(t.Version))
+		}
+		srcs = append(srcs, fmt.Sprintf(`SELECT * FROM (SELECT %s, 0 AS _o, file_row_number AS _r FROM read_parquet(%s, file_row_number = true, union_by_name = true)) o%s`,
+			proj, p.fileList(old), where))
 	}
 	if in != "" {
 		srcs = append(srcs, fmt.Sprintf(`SELECT %s, 1 AS _o, file_row_number AS _r FROM read_parquet(%s, file_row_number = true)`, cols, sqlString(in)))
@@ -421,8 +453,10 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 		}
 		n, ok := per[pt]
 		if !ok {
-			// Only a re-bucketed partition can leave a bucket empty.
-			if next.bucketsOf(t.Name, pt.loc) == DefaultParquetBuckets {
+			// Only a re-bucketed partition, or a table whose rows are
+			// replaced by contact (every row here replaced by contacts
+			// that now have none), can leave a bucket empty.
+			if next.bucketsOf(t.Name, pt.loc) == DefaultParquetBuckets && (contactsIn == "" || len(oldFiles[pt]) == 0) {
 				return st, fmt.Errorf("location %s bucket %d: merge left no row", pt.loc, pt.bucket)
 			}
 			st.Replaced += oldRows[pt]
@@ -445,6 +479,7 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 		if err != nil {
 			return st, err
 		}
+		fileCols.set(filepath.Join(p.dir, filepath.FromSlash(rel)), t.Columns())
 		keep = append(keep, parquetFile{Path: rel, Location: pt.loc, Bucket: pt.bucket, Rows: n.total,
 			Bytes: fi.Size(), Seq: next.Seq})
 		next.Pending.Add = append(next.Pending.Add, rel)
@@ -473,4 +508,16 @@ func writeStaged(name string, schema *arrow.Schema, recs []arrowRecord, cfgs ...
 		return err
 	}
 	return writeParquetSync(f, schema, recs, cfg, false)
+}
+
+// recordKeys are the (location, col) pairs of the rows of recs.
+func recordKeys(recs []arrowRecord, col string) [][2]string {
+	var out [][2]string
+	for _, r := range recs {
+		locs, keys := stringCol(r, whsql.ColLocationID), stringCol(r, col)
+		for i := range locs {
+			out = append(out, [2]string{locs[i], keys[i]})
+		}
+	}
+	return out
 }

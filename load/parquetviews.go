@@ -21,9 +21,12 @@ func (p *Parquet) views(l *ledger) (string, error) {
 	b.WriteString("-- The tables need no views: read_parquet('contacts/**/*.parquet', hive_partitioning = true) is one row per key.\n\n")
 	for _, t := range whsql.Tables {
 		sel := emptySelect(t.Schema, t.Columns())
-		if len(l.Tables[t.Name]) > 0 {
-			sel = fmt.Sprintf("SELECT %s FROM read_parquet(%s, union_by_name = true)", quoteList(t.Columns()),
-				sqlString(t.Name+"/*/*.parquet"))
+		if files := l.paths(t.Name, ""); len(files) > 0 {
+			proj, err := p.projection(t, files, t.Columns())
+			if err != nil {
+				return "", err
+			}
+			sel = fmt.Sprintf("SELECT %s FROM read_parquet(%s, union_by_name = true)", proj, sqlString(t.Name+"/*/*.parquet"))
 		}
 		fmt.Fprintf(&b, "CREATE OR REPLACE VIEW %s AS\n%s;\n\n", t.Name, sel)
 	}

@@ -240,6 +240,8 @@ func valueGetter(col arrow.Array) (func(int) driver.Value, error) {
 		return nullable(func(i int) driver.Value { return a.Value(i) }), nil
 	case *array.Int64:
 		return nullable(func(i int) driver.Value { return a.Value(i) }), nil
+	case *array.Float64:
+		return nullable(func(i int) driver.Value { return a.Value(i) }), nil
 	case *array.Date32:
 		return nullable(func(i int) driver.Value { return a.Value(i).ToTime() }), nil
 	case *array.Timestamp:

@@ -24,6 +24,7 @@ import (
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/load"
+	whsql "github.com/contacts-etl/contacts-etl/sql"
 	"github.com/contacts-etl/contacts-etl/transform"
 )
 
@@ -150,7 +151,8 @@ type runner struct {
 	commits  int
 	zones    map[string]ZoneInfo
 	zoneOf   map[string]*time.Location
-	progress sync.Mutex // one Progress call at a time
+	fieldsOf map[string][]json.RawMessage // custom field definitions per location, asked once a run
+	progress sync.Mutex                   // one Progress call at a time
 	// now is the committer's clock (deletes, sweeps, retries); a remap
 	// replays the archive's times.
 	now func() time.Time
@@ -185,7 +187,7 @@ func Run(ctx context.Context, j Job) (Result, error) {
 
 func newRunner(j Job) *runner {
 	return &runner{Job: j, counts: transform.Counts{}, zones: map[string]ZoneInfo{}, zoneOf: map[string]*time.Location{},
-		now: func() time.Time { return time.Now().UTC() }}
+		fieldsOf: map[string][]json.RawMessage{}, now: func() time.Time { return time.Now().UTC() }}
 }
 
 func (j *runner) execute(ctx context.Context) (res Result, err error) {
@@ -446,6 +448,44 @@ func (j *runner) zone(ctx context.Context, l Location) (*time.Location, error) {
 	return zone, nil
 }
 
+// customFields returns the location's custom field definitions, asked
+// once per run (one request). Without the optional scope (known from the
+// token, or a 401/403 answer), or on any other failure, it logs one line
+// and returns none: custom field values then land with their ids only.
+func (j *runner) customFields(ctx context.Context, l Location) []json.RawMessage {
+	loc := l.Client.Location()
+	j.mu.Lock()
+	defs, ok := j.fieldsOf[loc]
+	j.mu.Unlock()
+	if ok {
+		return defs
+	}
+	switch {
+	case l.Scopes != nil && !slices.Contains(l.Scopes, api.ScopeCustomFieldsRO):
+		j.Log.Info("custom field names unknown: the token was not granted "+api.ScopeCustomFieldsRO+"; values land by field id", "location", loc)
+	default:
+		var err error
+		defs, err = l.Client.CustomFields(ctx)
+		switch {
+		case err == nil:
+			j.Log.Info("custom field definitions", "location", loc, "fields", len(defs))
+		case errors.Is(err, extract.ErrNoCustomFieldsScope):
+			j.Log.Info("custom field names unknown: the token may not read "+api.ScopeCustomFieldsRO+"; values land by field id", "location", loc)
+		case ctx.Err() != nil:
+			return nil
+		default:
+			j.Log.Warn("custom field definitions could not be read; values land by field id", "location", loc, "err", err)
+		}
+	}
+	if defs == nil {
+		defs = []json.RawMessage{}
+	}
+	j.mu.Lock()
+	j.fieldsOf[loc] = defs
+	j.mu.Unlock()
+	return defs
+}
+
 // unchanged reports a contact whose dateUpdated equals the stored one: it
 // and its children are in the warehouse as they are. The search page was
 // decoded once, by extract: the record is not parsed again here.
@@ -472,6 +512,20 @@ func (j *runner) pipe(ctx context.Context, l Location, cm *committer, produce fu
 	zone, err := j.zone(ctx, l) // asked once per location, when it reads
 	if err != nil {
 		return err
+	}
+	// The custom field definitions go first: the stage names and types
+	// the values of the contacts after them, and commits them with them;
+	// as records they are archived and replayed like any other.
+	if defs := j.customFields(ctx, l); len(defs) > 0 {
+		inner, loc := produce, l.Client.Location()
+		produce = func(ctx context.Context, out chan<- api.Record) error {
+			for _, raw := range defs {
+				if err := sendRecord(ctx, out, api.Record{Resource: api.ResourceCustomFields, LocationID: loc, Raw: raw}); err != nil {
+					return err
+				}
+			}
+			return inner(ctx, out)
+		}
 	}
 	if a := j.Archive; a != nil {
 		kind := "windows"
@@ -841,7 +895,7 @@ func goneDeletes(source string, ids []string, at time.Time) []load.Delete {
 		return nil
 	}
 	out := []load.Delete{{Table: api.ResourceContacts, Source: source, IDs: ids, At: at}}
-	for _, t := range extract.ChildResources {
+	for _, t := range append(slices.Clone(extract.ChildResources), whsql.ContactCustomFields.Name) {
 		out = append(out, load.Delete{Table: t, Source: source, IDs: ids, At: at, ByContact: true})
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 )
@@ -34,6 +35,15 @@ type Table struct {
 	Schema  *arrow.Schema
 	Key     []string
 	Version string
+	// Description of the table; Docs, of each field of Schema (the
+	// warehouse carries them as comments).
+	Description string
+	Docs        []string
+	// Cols are the mapping columns of the fields of Schema (nil for a
+	// system column); nil for tables with a fixed schema.
+	Cols []*Column
+	// ReplaceByContact: writing a contact replaces all its rows here.
+	ReplaceByContact bool
 }
 
 var (
@@ -63,118 +73,160 @@ func schema(fields ...arrow.Field) *arrow.Schema {
 	return arrow.NewSchema(append(fields, system()...), nil)
 }
 
-// withAdded appends columns added after schema version 1 behind the system
-// columns: ALTER TABLE ADD COLUMN (schema_v2.sql) puts them there in an
-// existing warehouse, so a new and a migrated table have the same order.
-func withAdded(s *arrow.Schema, added ...arrow.Field) *arrow.Schema {
-	return arrow.NewSchema(append(s.Fields(), added...), nil)
+// Contacts, Tasks, Notes and Appointments are the data tables of the
+// mapping in use (the embedded default unless Use replaced it): one row per
+// record, the mapped columns around the system columns (see mapping.yaml).
+var Contacts, Tasks, Notes, Appointments Table
+
+// current is the mapping the data tables were built from.
+var current *Mapping
+
+func init() {
+	if err := Use(DefaultMapping()); err != nil {
+		panic("sql: " + err.Error())
+	}
 }
 
-// Contacts: one row per contact. custom_fields, dnd_settings and
-// attribution_source hold JSON text; empty strings from the API load as NULL.
-var Contacts = Table{
-	Name: "contacts",
-	Schema: schema(
-		f("contact_id", str, false),
-		f("location_id", str, true),
-		f("first_name", str, true),
-		f("last_name", str, true),
+// CurrentMapping returns the mapping in use. Callers must not modify it.
+func CurrentMapping() *Mapping { return current }
+
+// Use makes m (validated) the mapping of the data tables: it rebuilds
+// Contacts, Tasks, Notes, Appointments, Data and Tables. Call it once at
+// start-up, before any stage or sink is made; it is not safe to call while
+// one runs.
+func Use(m *Mapping) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	var ts [4]Table
+	for i, name := range dataNames {
+		ts[i] = build(name, m.Tables[name])
+	}
+	current = m
+	Contacts, Tasks, Notes, Appointments = ts[0], ts[1], ts[2], ts[3]
+	Data = []Table{Contacts, Tasks, Notes, Appointments}
+	Tables = []Table{Contacts, Tasks, Notes, Appointments, CustomFieldDefinitions, ContactCustomFields, Rejects, FieldRejects, Actions}
+	return nil
+}
+
+// build makes the table of one mapping: the columns up to system_after,
+// the system columns, then the rest (where ALTER TABLE ADD COLUMN puts
+// columns added to an existing warehouse).
+func build(name string, tm *TableMap) Table {
+	t := Table{Name: name, Key: []string{ColSource, keyCols[name]}, Version: ColExtractedAt, Description: tm.Description}
+	var fields []arrow.Field
+	add := func(c *Column) {
+		fields = append(fields, f(c.Name, arrowTypes[c.Type], c.Name != keyCols[name]))
+		t.Cols = append(t.Cols, c)
+		t.Docs = append(t.Docs, c.Description)
+	}
+	split := len(tm.Columns)
+	if i := slices.IndexFunc(tm.Columns, func(c Column) bool { return c.Name == tm.SystemAfter }); i >= 0 {
+		split = i + 1
+	}
+	for i := range tm.Columns[:split] {
+		add(&tm.Columns[i])
+	}
+	for _, sf := range system() {
+		fields = append(fields, sf)
+		t.Cols = append(t.Cols, nil)
+		t.Docs = append(t.Docs, systemDocs[sf.Name])
+	}
+	for i := range tm.Columns[split:] {
+		add(&tm.Columns[split+i])
+	}
+	t.Schema = arrow.NewSchema(fields, nil)
+	return t
+}
+
+var systemDocs = map[string]string{
+	ColSource:      "The configured source name (key with the id).",
+	ColLocationID:  "The location the record was read from.",
+	ColRunID:       "The run that wrote the row.",
+	ColExtractedAt: "When the run read the record (newest wins).",
+	ColDeletedAt:   "When the record was found deleted upstream (soft delete); NULL while it exists.",
+}
+
+// withDocs sets the descriptions of a table with a fixed schema.
+func withDocs(t Table, docs map[string]string) Table {
+	for _, fl := range t.Schema.Fields() {
+		d, ok := docs[fl.Name]
+		if !ok {
+			d = systemDocs[fl.Name]
+		}
+		t.Docs = append(t.Docs, d)
+	}
+	return t
+}
+
+// CustomFieldDefinitions are the custom fields each location defines
+// (GET /locations/{locationId}/customFields), keyed by source, location and
+// field id.
+var CustomFieldDefinitions = withDocs(Table{
+	Name:        "custom_field_definitions",
+	Description: "The custom fields each location defines (GET /locations/{locationId}/customFields).",
+	Schema: arrow.NewSchema([]arrow.Field{
+		f("field_id", str, false),
 		f("name", str, true),
-		f("email", str, true),
-		f("phone", str, true),
-		f("company_name", str, true),
-		f("tags", strs, true),
-		f("lead_source", str, true),
-		f("type", str, true),
-		f("assigned_to", str, true),
-		f("address1", str, true),
-		f("city", str, true),
-		f("state", str, true),
-		f("postal_code", str, true),
-		f("country", str, true),
-		f("website", str, true),
-		f("timezone", str, true),
-		f("dnd", bln, true),
-		f("dnd_settings", str, true),
-		f("date_of_birth", date, true),
-		f("created_at", ts, true),
-		f("updated_at", ts, true),
-		f("last_activity", ts, true),
-		f("custom_fields", str, true),
-		f("attribution_source", str, true),
-		f("additional_emails", strs, true),
-		f("additional_phones", strs, true),
-		f("followers", strs, true),
-	),
-	Key:     []string{ColSource, "contact_id"},
+		f("field_key", str, true),
+		f("data_type", str, true),
+		f("model", str, true),
+		f("placeholder", str, true),
+		f("options", strs, true),
+		f("position", i64, true),
+		f(ColSource, str, false),
+		f(ColLocationID, str, false),
+		f(ColRunID, str, false),
+		f(ColExtractedAt, ts, false),
+		f(ColDeletedAt, ts, true),
+	}, nil),
+	Key:     []string{ColSource, ColLocationID, "field_id"},
 	Version: ColExtractedAt,
-}
+}, map[string]string{
+	"field_id": "The custom field's id (as contacts' customFields[].id).", "name": "Its display name.",
+	"field_key": "Its key, e.g. contact.favourite_colour.", "data_type": "TEXT, NUMERICAL, DATE, CHECKBOX, MULTIPLE_OPTIONS, ...",
+	"model": "The object it belongs to (contact).", "placeholder": "Placeholder text.", "options": "The choices of an option field.",
+	"position": "Display position.",
+})
 
-// Tasks of contacts. status is derived: completed, overdue (due before
-// extraction) or pending. contact_id is the contact of the request path;
-// body_contact_id is the record's own "contactId" as sent (it may differ,
-// and never re-parents the row).
-var Tasks = Table{
-	Name: "tasks",
-	Schema: withAdded(schema(
-		f("task_id", str, false),
-		f("contact_id", str, true),
-		f("title", str, true),
-		f("body", str, true),
-		f("assigned_to", str, true),
-		f("due_date", ts, true),
-		f("completed", bln, true),
-		f("status", str, true),
-	), f(ColBodyContactID, str, true)),
-	Key:     []string{ColSource, "task_id"},
-	Version: ColExtractedAt,
-}
-
-// Notes of contacts; content is the note body. contact_id and
-// body_contact_id as for Tasks.
-var Notes = Table{
-	Name: "notes",
-	Schema: withAdded(schema(
-		f("note_id", str, false),
-		f("contact_id", str, true),
-		f("content", str, true),
-		f("user_id", str, true),
-		f("title", str, true),
-		f("color", str, true),
-		f("pinned", bln, true),
-		f("created_at", ts, true),
-	), f(ColBodyContactID, str, true)),
-	Key:     []string{ColSource, "note_id"},
-	Version: ColExtractedAt,
-}
-
-// Appointments of contacts; attendees are the event's users. Times are
-// stored as UTC. Times without a zone ("2021-07-16 11:00:00") are read in
-// the location's zone, whose IANA name time_zone records; time_zone is
-// ZoneOffset when every time carried its own offset, NULL when the event
-// has no time. contact_id and body_contact_id as for Tasks.
-var Appointments = Table{
-	Name: "appointments",
-	Schema: withAdded(schema(
-		f("appointment_id", str, false),
-		f("contact_id", str, true),
-		f("calendar_id", str, true),
-		f("title", str, true),
-		f("status", str, true),
-		f("appointment_status", str, true),
-		f("assigned_user_id", str, true),
-		f("attendees", strs, true),
-		f("notes", str, true),
-		f("address", str, true),
-		f("group_id", str, true),
-		f("start_time", ts, true),
-		f("end_time", ts, true),
-		f("created_at", ts, true),
-		f("updated_at", ts, true),
-	), f(ColBodyContactID, str, true), f("time_zone", str, true)),
-	Key:     []string{ColSource, "appointment_id"},
-	Version: ColExtractedAt,
-}
+// ContactCustomFields has one row per custom field value of a contact,
+// keyed by source, contact and field id. A contact's rows are replaced as a
+// whole whenever the contact is written (ReplaceByContact), so a value
+// removed upstream disappears.
+var ContactCustomFields = withDocs(Table{
+	Name:        "contact_custom_fields",
+	Description: "One row per custom field value of a contact; replaced with the contact.",
+	Schema: arrow.NewSchema([]arrow.Field{
+		f("contact_id", str, false),
+		f("field_id", str, false),
+		f("field_key", str, true),
+		f("field_name", str, true),
+		f("data_type", str, true),
+		f("value_text", str, true),
+		f("value_json", str, true),
+		f("value_number", arrow.PrimitiveTypes.Float64, true),
+		f("value_date", date, true),
+		f("value_bool", bln, true),
+		f("value_list", strs, true),
+		f(ColSource, str, false),
+		f(ColLocationID, str, false),
+		f(ColRunID, str, false),
+		f(ColExtractedAt, ts, false),
+		f(ColDeletedAt, ts, true),
+	}, nil),
+	Key:              []string{ColSource, "contact_id", "field_id"},
+	Version:          ColExtractedAt,
+	ReplaceByContact: true,
+}, map[string]string{
+	"contact_id": "The contact.", "field_id": "The custom field's id.",
+	"field_key":  "Its key from the location's definitions (NULL when they could not be read).",
+	"field_name": "Its name from the definitions.", "data_type": "Its data type from the definitions.",
+	"value_text":   "The value as text: a string as is, anything else as JSON text.",
+	"value_json":   "The value as JSON text, as sent.",
+	"value_number": "The value as a number, for NUMERICAL and MONETORY fields that hold one.",
+	"value_date":   "The value as a date, for DATE fields.", "value_bool": "The value as a boolean, for a single CHECKBOX-like yes/no.",
+	"value_list": "The values of CHECKBOX and MULTIPLE_OPTIONS fields.",
+})
 
 // Rejects: records rejected whole (no usable id, not a JSON object, or a
 // body the API sent that could not be split into records), with their raw
@@ -184,7 +236,8 @@ var Appointments = Table{
 // of (resource, contact_id, raw JSON), so re-reading the same bad record
 // replaces its reject instead of appending another (newest wins).
 var Rejects = Table{
-	Name: "rejects",
+	Name:        "rejects",
+	Description: "Records rejected whole (no usable id, not a JSON object), with their raw JSON and the reason.",
 	Schema: arrow.NewSchema([]arrow.Field{
 		f("resource", str, false),
 		f("record_id", str, true),
@@ -211,7 +264,8 @@ var Rejects = Table{
 // of the request path (the contact itself for contacts). Keyed by
 // (_source, resource, record_id, field): a re-read replaces the row.
 var FieldRejects = Table{
-	Name: "field_rejects",
+	Name:        "field_rejects",
+	Description: "Fields of landed records that could not be mapped (column NULL) or were mended (value_landed).",
 	Schema: arrow.NewSchema([]arrow.Field{
 		f("resource", str, false),
 		f("record_id", str, false),
@@ -239,12 +293,13 @@ const ZoneOffset = "offset"
 // RejectRawMax bounds the raw JSON kept per reject.
 const RejectRawMax = 64 << 10
 
-// Data lists the resource tables in load order.
-var Data = []Table{Contacts, Tasks, Notes, Appointments}
+// Data lists the resource tables in load order (set by Use).
+var Data []Table
 
-// Tables lists every table a sink writes, in load order: Data, then
-// Rejects, FieldRejects and Actions (actions.go). All of them are keyed and merged newest-wins.
-var Tables = []Table{Contacts, Tasks, Notes, Appointments, Rejects, FieldRejects, Actions}
+// Tables lists every table a sink writes, in load order (set by Use): Data,
+// then CustomFieldDefinitions, ContactCustomFields, Rejects, FieldRejects
+// and Actions (actions.go). All of them are keyed and merged newest-wins.
+var Tables []Table
 
 // ByName finds a table of Tables.
 func ByName(name string) (Table, bool) {

@@ -84,6 +84,12 @@ func appendValue(b array.Builder, v any) {
 		}
 	case *array.Int64Builder:
 		b.Append(v.(int64))
+	case *array.Float64Builder:
+		if f := v.(*float64); f == nil {
+			b.AppendNull()
+		} else {
+			b.Append(*f)
+		}
 	case *array.TimestampBuilder:
 		t := v.(time.Time)
 		if t.IsZero() {

@@ -1,46 +1,644 @@
 package transform
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/contacts-etl/contacts-etl/extract/api"
 	whsql "github.com/contacts-etl/contacts-etl/sql"
 )
 
-// Every mapping below reads one record field by field (see object): a
-// record with a usable id always yields one row, a field it cannot map is
-// NULL in that row and a field reject. It returns the record's id and its
-// field rejects, or an error when the record has no usable id.
+// A plan maps the records of one table as its mapping says: every column
+// from its fields (or a computed value), in the table's schema order. It
+// is built once per stage; mapping a record splits it once into its
+// members and allocates nothing per field that is not a value kept.
 
-func (s *Stage) contact(raw []byte) (string, []fieldReject, error) {
-	o, id, err := parseObject(raw)
-	if err != nil {
-		return "", nil, err
+type source struct {
+	slot int      // top-level field
+	rest []string // path inside it (dotted paths)
+	name string   // the path as written: the field of a field reject
+}
+
+type colPlan struct {
+	c       *whsql.Column // nil: a system column
+	name    string
+	srcs    []source
+	local   bool // zone-less times in the location's zone
+	region  int  // the column holding a phone's default region; -1 none
+	late    bool // computed after the other columns (depends on them)
+	jsonSep byte // '{' object, '[' array, 0 any
+}
+
+type plan struct {
+	t      whsql.Table
+	cols   []colPlan
+	fields map[string]int // top-level field → slot
+	nslots int
+	id     int // slot of "id"
+	body   int // slot of "contactId" (children), -1 none
+	cfs    int // slot of "customFields" (contacts), -1 none
+	// columns a computed one reads: completed and due date of tasks,
+	// times read in the location's zone
+	completed, due int
+	zoned          []int
+}
+
+func newPlan(t whsql.Table) *plan {
+	p := &plan{t: t, fields: map[string]int{}, body: -1, cfs: -1, completed: -1, due: -1}
+	slot := func(f string) int {
+		i, ok := p.fields[f]
+		if !ok {
+			i = p.nslots
+			p.fields[f] = i
+			p.nslots++
+		}
+		return i
 	}
-	name := o.str("name", "name")
-	if name == "" {
-		name = o.str("contactName", "name")
+	p.id = slot("id")
+	for i, fl := range t.Schema.Fields() {
+		cp := colPlan{name: fl.Name, region: -1}
+		if i < len(t.Cols) {
+			cp.c = t.Cols[i]
+		}
+		if c := cp.c; c != nil {
+			for _, path := range c.From {
+				seg := strings.Split(path, ".")
+				cp.srcs = append(cp.srcs, source{slot: slot(seg[0]), rest: seg[1:], name: path})
+			}
+			if c.CustomField != "" {
+				cp.srcs = []source{{slot: slot("customFields"), name: "customFields." + c.CustomField}}
+			}
+			cp.local = c.Zone == "location"
+			switch c.Shape {
+			case "object":
+				cp.jsonSep = '{'
+			case "array":
+				cp.jsonSep = '['
+			}
+			if c.RegionFrom != "" {
+				cp.region = t.Schema.FieldIndices(c.RegionFrom)[0]
+				cp.late = true
+			}
+			if c.Compute != "" {
+				cp.late = true
+			}
+			if len(c.From) == 1 && c.Normalize == "" {
+				switch c.From[0] {
+				case "completed":
+					p.completed = i
+				case "dueDate":
+					p.due = i
+				}
+			}
+			if c.Type == whsql.TypeTimestamp && cp.local {
+				p.zoned = append(p.zoned, i)
+			}
+		}
+		p.cols = append(p.cols, cp)
 	}
-	created, _ := o.time("dateAdded", "created_at", time.UTC)
-	updated, _ := o.time("dateUpdated", "updated_at", time.UTC)
-	activity, _ := o.time("lastActivity", "last_activity", time.UTC)
-	s.out[whsql.Contacts.Name].add(
-		id, o.str("locationId", "location_id"), o.str("firstName", "first_name"), o.str("lastName", "last_name"), name,
-		NormEmail(o.str("email", "email")), strings.TrimSpace(o.str("phone", "phone")),
-		o.str("companyName", "company_name"), o.strs("tags", "tags"), o.str("source", "lead_source"),
-		o.str("type", "type"), o.str("assignedTo", "assigned_to"), o.str("address1", "address1"),
-		o.str("city", "city"), o.str("state", "state"), o.str("postalCode", "postal_code"),
-		o.str("country", "country"), o.str("website", "website"), o.str("timezone", "timezone"),
-		o.boolean("dnd", "dnd", false), o.json("dndSettings", "dnd_settings", '{', true),
-		o.date("dateOfBirth", "date_of_birth"), created, updated, activity,
-		o.json("customFields", "custom_fields", '[', true), o.json("attributionSource", "attribution_source", '{', false),
-		o.strs("additionalEmails", "additional_emails"), o.strs("additionalPhones", "additional_phones"),
-		o.strs("followers", "followers"),
-		s.cfg.Source, s.loc, s.cfg.RunID, s.cfg.ExtractedAt, time.Time{},
-	)
-	return id, o.rej, nil
+	for _, c := range t.Cols {
+		if c != nil && c.Compute == whsql.ComputeParent {
+			p.body = slot("contactId")
+		}
+	}
+	if t.Name == whsql.Contacts.Name {
+		p.cfs = slot("customFields")
+	}
+	if m := whsql.CurrentMapping(); m != nil {
+		if tm := m.Tables[t.Name]; tm != nil {
+			for _, f := range tm.Ignore {
+				slot(f)
+			}
+		}
+	}
+	return p
+}
+
+// val is one column's value of the record being mapped; the zero val is NULL.
+type val struct {
+	ok    bool
+	s     string
+	ss    []string
+	b     bool
+	i     int64
+	f     float64
+	t     time.Time
+	naive bool
+}
+
+// scratch is the record being mapped: its members by slot and its values by
+// column. Reused record after record.
+type scratch struct {
+	raw     []byte
+	members []member
+	slots   [][]byte // nil: absent or null
+	extra   []int    // members no column names
+	vals    []val
+	lists   [][]string // backing arrays of list values, per column
+	rej     []fieldReject
+	buf     bytes.Buffer
+}
+
+func (r *scratch) reset(p *plan, raw []byte) {
+	r.raw = raw
+	r.members = r.members[:0]
+	r.extra = r.extra[:0]
+	r.rej = nil
+	if cap(r.slots) < p.nslots {
+		r.slots = make([][]byte, p.nslots)
+	}
+	r.slots = r.slots[:p.nslots]
+	clear(r.slots)
+	if cap(r.vals) < len(p.cols) {
+		r.vals = make([]val, len(p.cols))
+		r.lists = make([][]string, len(p.cols))
+	}
+	r.vals = r.vals[:len(p.cols)]
+	clear(r.vals)
+}
+
+func (r *scratch) reject(field, column string, raw []byte, reason string, landed bool) {
+	for _, o := range r.rej {
+		if o.field == field && o.column != column {
+			return // reported by the first column that reads the field
+		}
+	}
+	r.rej = append(r.rej, fieldReject{field: field, column: column, raw: rawText(raw), reason: reason, landed: landed})
+}
+
+func (r *scratch) wrong(field, column string, raw []byte, want string) {
+	r.reject(field, column, raw, fmt.Sprintf("want %s, got %s", want, kind(raw)), false)
+}
+
+// decode splits raw into r's slots and reads its id. The error (a
+// whole-record reject) says why the record has no usable id.
+func (p *plan) decode(r *scratch, raw []byte) (string, error) {
+	r.reset(p, raw)
+	if !json.Valid(raw) {
+		var m map[string]json.RawMessage
+		err := json.Unmarshal(raw, &m)
+		if err == nil {
+			err = errors.New("invalid JSON")
+		}
+		return "", fmt.Errorf("decode: %w", err)
+	}
+	var err error
+	if r.members, err = splitObject(raw, r.members); err != nil {
+		return "", err
+	}
+	for i, m := range r.members {
+		s, ok := p.fields[m.key]
+		if !ok {
+			r.extra = append(r.extra, i)
+			continue
+		}
+		if string(m.raw) == "null" {
+			r.slots[s] = nil
+		} else {
+			r.slots[s] = m.raw
+		}
+	}
+	v := r.slots[p.id]
+	if v == nil {
+		return "", errMissingID
+	}
+	var id string
+	switch {
+	case !utf8.Valid(v):
+		return "", errors.New("unusable id: invalid UTF-8")
+	case json.Unmarshal(v, &id) != nil:
+		return "", fmt.Errorf("unusable id: want string, got %s", kind(v))
+	case strings.TrimSpace(id) == "":
+		return "", errMissingID
+	}
+	return id, nil
+}
+
+// value finds the raw value of src: nil when absent or null.
+func (r *scratch) value(src source) []byte {
+	v := r.slots[src.slot]
+	for _, k := range src.rest {
+		if v == nil || v[0] != '{' {
+			return nil
+		}
+		v, _ = lookup(v, k)
+		if string(v) == "null" {
+			v = nil
+		}
+	}
+	return v
+}
+
+// mapRecord maps the record r holds (decoded, with its id) into vals.
+func (s *Stage) mapRecord(p *plan, r *scratch, id, pathContact string) {
+	for pass := 0; pass < 2; pass++ {
+		for i := range p.cols {
+			cp := &p.cols[i]
+			if cp.c == nil || cp.late != (pass == 1) {
+				continue
+			}
+			switch {
+			case cp.c.Compute != "":
+				s.compute(p, r, i, pathContact)
+			case cp.c.CustomField != "":
+				s.customColumn(p, r, i)
+			default:
+				for _, src := range cp.srcs {
+					raw := r.value(src)
+					if raw == nil {
+						continue
+					}
+					if s.convert(r, i, cp, src.name, raw) {
+						break
+					}
+				}
+			}
+			if !r.vals[i].ok && cp.c.Type == whsql.TypeBool && cp.c.Default != nil && !r.present(cp) {
+				r.vals[i] = val{ok: true, b: *cp.c.Default}
+			}
+		}
+	}
+}
+
+// present says whether any source of cp is in the record.
+func (r *scratch) present(cp *colPlan) bool {
+	for _, src := range cp.srcs {
+		if r.value(src) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// convert reads raw (field) as column i's type and normaliser; false when
+// it could not (a field reject says why).
+func (s *Stage) convert(r *scratch, i int, cp *colPlan, field string, raw []byte) bool {
+	c := cp.c
+	v := &r.vals[i]
+	switch c.Type {
+	case whsql.TypeString:
+		str, ok := r.str(field, cp.name, raw)
+		if !ok {
+			return false
+		}
+		switch c.Normalize {
+		case whsql.NormTrim:
+			str = strings.TrimSpace(str)
+		case whsql.NormEmail:
+			str, _ = NormalizeEmail(str)
+		case whsql.NormPhoneE164, whsql.NormPhoneExt:
+			e164, ext, ok := NormalizePhone(str, s.regionOf(r, cp), s.region)
+			if !ok {
+				return true
+			}
+			str = e164
+			if c.Normalize == whsql.NormPhoneExt {
+				str = ext
+			}
+		}
+		*v = val{ok: str != "", s: str}
+	case whsql.TypeBool:
+		if c.Normalize == whsql.NormEmailOK {
+			str, ok := r.str(field, cp.name, raw)
+			if !ok {
+				return false
+			}
+			if strings.TrimSpace(str) == "" {
+				return true
+			}
+			_, valid := NormalizeEmail(str)
+			*v = val{ok: true, b: valid}
+			return true
+		}
+		switch string(raw) {
+		case "true":
+			*v = val{ok: true, b: true}
+		case "false":
+			*v = val{ok: true}
+		default:
+			r.wrong(field, cp.name, raw, "boolean")
+			return false
+		}
+	case whsql.TypeInt, whsql.TypeFloat:
+		txt := raw
+		if raw[0] == '"' {
+			str, ok := r.str(field, cp.name, raw)
+			if !ok {
+				return false
+			}
+			txt = []byte(strings.TrimSpace(str))
+		}
+		f, err := strconv.ParseFloat(string(txt), 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			r.wrong(field, cp.name, raw, "number")
+			return false
+		}
+		if c.Type == whsql.TypeFloat {
+			*v = val{ok: true, f: f}
+			return true
+		}
+		n, err := strconv.ParseInt(string(txt), 10, 64)
+		if err != nil {
+			if f != math.Trunc(f) || math.Abs(f) >= 1<<63 {
+				r.reject(field, cp.name, raw, "want integer, got "+kind(raw), false)
+				return false
+			}
+			n = int64(f)
+		}
+		*v = val{ok: true, i: n}
+	case whsql.TypeTimestamp, whsql.TypeDate:
+		var str string
+		if raw[0] == '"' {
+			var ok bool
+			if str, ok = r.str(field, cp.name, raw); !ok {
+				return false
+			}
+		} else if kind(raw) == "number" {
+			str = string(raw)
+		} else {
+			r.wrong(field, cp.name, raw, "time")
+			return false
+		}
+		zone := time.UTC
+		if cp.local {
+			zone = s.cfg.NaiveZone
+		}
+		t, naive, err := parseTime(str, zone)
+		if err != nil {
+			r.reject(field, cp.name, raw, err.Error(), false)
+			return false
+		}
+		*v = val{ok: !t.IsZero(), t: t, naive: naive}
+	case whsql.TypeStrings:
+		if raw[0] != '[' {
+			r.wrong(field, cp.name, raw, "array of strings")
+			return false
+		}
+		ss := r.lists[i][:0]
+		bad := ""
+		mended := false
+		eachElement(raw, func(el []byte) bool {
+			switch {
+			case string(el) == "null":
+				bad = "want array of strings, got null in it"
+			case el[0] != '"':
+				bad = "want array of strings, got array"
+			}
+			if bad != "" {
+				return false
+			}
+			str, ok := plainString(el)
+			if !ok {
+				fixed, m := valid(el)
+				mended = mended || m
+				if json.Unmarshal(fixed, &str) != nil {
+					bad = "want array of strings, got array"
+					return false
+				}
+			}
+			ss = append(ss, str)
+			return true
+		})
+		r.lists[i] = ss
+		if bad != "" {
+			r.reject(field, cp.name, raw, bad, false)
+			return false
+		}
+		if mended {
+			r.reject(field, cp.name, raw, ReasonUTF8Replaced, true)
+		}
+		if c.Normalize == whsql.NormTags {
+			ss = NormalizeTags(ss)
+		}
+		*v = val{ok: true, ss: ss}
+	case whsql.TypeJSON:
+		fixed, bad := valid(raw)
+		if cp.jsonSep != 0 && raw[0] != cp.jsonSep {
+			r.wrong(field, cp.name, raw, map[byte]string{'[': "array", '{': "object"}[cp.jsonSep])
+			return false
+		}
+		r.buf.Reset()
+		if err := json.Compact(&r.buf, fixed); err != nil {
+			r.reject(field, cp.name, raw, err.Error(), false)
+			return false
+		}
+		if c.EmptyNull && (r.buf.String() == "[]" || r.buf.String() == "{}") {
+			return true
+		}
+		if bad {
+			r.reject(field, cp.name, raw, ReasonUTF8Replaced, true)
+		}
+		*v = val{ok: true, s: r.buf.String()}
+	}
+	return true
+}
+
+// str reads a JSON string, mending invalid UTF-8 (and saying so).
+func (r *scratch) str(field, column string, raw []byte) (string, bool) {
+	if s, ok := plainString(raw); ok {
+		return s, true
+	}
+	fixed, bad := valid(raw)
+	var s string
+	if json.Unmarshal(fixed, &s) != nil {
+		r.wrong(field, column, raw, "string")
+		return "", false
+	}
+	if bad {
+		r.reject(field, column, raw, ReasonUTF8Replaced, true)
+	}
+	return s, true
+}
+
+// regionOf is the default region of a phone column: its region column's value.
+func (s *Stage) regionOf(r *scratch, cp *colPlan) string {
+	if cp.region < 0 {
+		return s.region
+	}
+	return r.vals[cp.region].s
+}
+
+// compute fills a computed column.
+func (s *Stage) compute(p *plan, r *scratch, i int, pathContact string) {
+	v := &r.vals[i]
+	switch p.cols[i].c.Compute {
+	case whsql.ComputeParent:
+		body := ""
+		if p.body >= 0 {
+			if raw := r.slots[p.body]; raw != nil {
+				body, _ = plainString(raw)
+				if body == "" {
+					_ = json.Unmarshal(raw, &body)
+				}
+			}
+		}
+		if c := parent(pathContact, body); c != "" {
+			*v = val{ok: true, s: c}
+		}
+	case whsql.ComputeTaskStatus:
+		if p.completed < 0 || !r.vals[p.completed].ok {
+			return // NULL when completed is unknown
+		}
+		var due time.Time
+		if p.due >= 0 {
+			due = r.vals[p.due].t
+		}
+		*v = val{ok: true, s: TaskStatus(r.vals[p.completed].b, due, s.cfg.ExtractedAt)}
+	case whsql.ComputeTimeZone:
+		zone := ""
+		for _, j := range p.zoned {
+			switch {
+			case r.vals[j].naive:
+				zone = s.cfg.NaiveZone.String()
+			case r.vals[j].ok && zone == "":
+				zone = whsql.ZoneOffset
+			}
+		}
+		if zone != "" {
+			*v = val{ok: true, s: zone}
+		}
+	case whsql.ComputeExtra:
+		if len(r.extra) == 0 {
+			return
+		}
+		r.buf.Reset()
+		r.buf.WriteByte('{')
+		for k, mi := range r.extra {
+			m := r.members[mi]
+			if k > 0 {
+				r.buf.WriteByte(',')
+			}
+			kb, _ := json.Marshal(m.key)
+			r.buf.Write(kb)
+			r.buf.WriteByte(':')
+			_ = json.Compact(&r.buf, m.raw)
+		}
+		r.buf.WriteByte('}')
+		out := r.buf.Bytes()
+		if !utf8.Valid(out) {
+			out = bytes.ToValidUTF8(out, []byte("\uFFFD"))
+		}
+		*v = val{ok: true, s: string(out)}
+	}
+}
+
+// customColumn fills a column mapped from a custom field: the value of
+// the element of customFields whose id (or, by the location's definitions,
+// fieldKey or name) is the column's custom_field.
+func (s *Stage) customColumn(p *plan, r *scratch, i int) {
+	cp := &p.cols[i]
+	raw := r.slots[cp.srcs[0].slot]
+	if raw == nil || raw[0] != '[' {
+		return
+	}
+	want := cp.c.CustomField
+	eachElement(raw, func(el []byte) bool {
+		if el[0] != '{' {
+			return true
+		}
+		idRaw, _ := lookup(el, "id")
+		id, _ := plainString(idRaw)
+		if id == "" || !s.customMatch(id, want) {
+			return true
+		}
+		value, ok := lookup(el, "value")
+		if ok && string(value) != "null" {
+			field := "customFields." + id
+			if cp.c.Type == whsql.TypeString && value[0] != '"' {
+				// a number or list in a text column: its JSON text
+				r.buf.Reset()
+				_ = json.Compact(&r.buf, value)
+				if str := r.buf.String(); str != "" {
+					r.vals[i] = val{ok: true, s: str}
+				}
+				return false
+			}
+			if cp.c.Type == whsql.TypeStrings && value[0] == '"' {
+				str, ok := r.str(field, cp.name, value)
+				if ok {
+					r.lists[i] = append(r.lists[i][:0], str)
+					r.vals[i] = val{ok: true, ss: r.lists[i]}
+				}
+				return false
+			}
+			s.convert(r, i, cp, field, value)
+		}
+		return false
+	})
+}
+
+func (s *Stage) customMatch(id, want string) bool {
+	if id == want {
+		return true
+	}
+	d, ok := s.defs[id]
+	return ok && (d.FieldKey == want || d.Name == want || strings.TrimPrefix(d.FieldKey, "contact.") == want)
+}
+
+// appendRow appends the mapped values and the system columns of one row.
+func (s *Stage) appendRow(p *plan, r *scratch, rows *rows) {
+	b := rows.b
+	for i, cp := range p.cols {
+		if cp.c == nil {
+			appendSystem(b.Field(i), cp.name, s)
+			continue
+		}
+		appendVal(b.Field(i), &r.vals[i], cp.c.Type)
+	}
+	rows.n++
+}
+
+func appendSystem(fb array.Builder, name string, s *Stage) {
+	switch name {
+	case whsql.ColSource:
+		fb.(*array.StringBuilder).Append(s.cfg.Source)
+	case whsql.ColLocationID:
+		fb.(*array.StringBuilder).Append(s.loc)
+	case whsql.ColRunID:
+		fb.(*array.StringBuilder).Append(s.cfg.RunID)
+	case whsql.ColExtractedAt:
+		fb.(*array.TimestampBuilder).Append(arrow.Timestamp(s.cfg.ExtractedAt.UnixMicro()))
+	default:
+		fb.AppendNull()
+	}
+}
+
+func appendVal(fb array.Builder, v *val, typ string) {
+	if !v.ok {
+		fb.AppendNull()
+		return
+	}
+	switch typ {
+	case whsql.TypeString, whsql.TypeJSON:
+		fb.(*array.StringBuilder).Append(v.s)
+	case whsql.TypeBool:
+		fb.(*array.BooleanBuilder).Append(v.b)
+	case whsql.TypeInt:
+		fb.(*array.Int64Builder).Append(v.i)
+	case whsql.TypeFloat:
+		fb.(*array.Float64Builder).Append(v.f)
+	case whsql.TypeTimestamp:
+		fb.(*array.TimestampBuilder).Append(arrow.Timestamp(v.t.UTC().UnixMicro()))
+	case whsql.TypeDate:
+		fb.(*array.Date32Builder).Append(arrow.Date32FromTime(v.t))
+	case whsql.TypeStrings:
+		lb := fb.(*array.ListBuilder)
+		lb.Append(true)
+		vb := lb.ValueBuilder().(*array.StringBuilder)
+		for _, x := range v.ss {
+			vb.Append(x)
+		}
+	}
 }
 
 // TaskStatus derives a task's status: completed, overdue (due before at) or pending.
@@ -64,71 +662,6 @@ func parent(path, body string) string {
 	return body
 }
 
-func (s *Stage) task(raw []byte, contactID string) (string, []fieldReject, error) {
-	o, id, err := parseObject(raw)
-	if err != nil {
-		return "", nil, err
-	}
-	body := o.str("contactId", whsql.ColBodyContactID)
-	due, _ := o.time("dueDate", "due_date", s.cfg.NaiveZone)
-	completed := o.boolean("completed", "completed", false)
-	var status string // NULL when completed is unknown
-	if completed != nil {
-		status = TaskStatus(*completed, due, s.cfg.ExtractedAt)
-	}
-	s.out[whsql.Tasks.Name].add(
-		id, parent(contactID, body), o.str("title", "title"), o.str("body", "body"), o.str("assignedTo", "assigned_to"),
-		due, completed, status,
-		s.cfg.Source, s.loc, s.cfg.RunID, s.cfg.ExtractedAt, time.Time{}, body,
-	)
-	return id, o.rej, nil
-}
-
-func (s *Stage) note(raw []byte, contactID string) (string, []fieldReject, error) {
-	o, id, err := parseObject(raw)
-	if err != nil {
-		return "", nil, err
-	}
-	body := o.str("contactId", whsql.ColBodyContactID)
-	added, _ := o.time("dateAdded", "created_at", time.UTC)
-	s.out[whsql.Notes.Name].add(
-		id, parent(contactID, body), o.str("body", "content"), o.str("userId", "user_id"), o.str("title", "title"),
-		o.str("color", "color"), o.boolean("pinned", "pinned", false), added,
-		s.cfg.Source, s.loc, s.cfg.RunID, s.cfg.ExtractedAt, time.Time{}, body,
-	)
-	return id, o.rej, nil
-}
-
-func (s *Stage) appointment(raw []byte, contactID string) (string, []fieldReject, error) {
-	o, id, err := parseObject(raw)
-	if err != nil {
-		return "", nil, err
-	}
-	body := o.str("contactId", whsql.ColBodyContactID)
-	var ts [4]time.Time
-	zone := ""
-	for i, f := range [...]struct{ field, column string }{
-		{"startTime", "start_time"}, {"endTime", "end_time"}, {"dateAdded", "created_at"}, {"dateUpdated", "updated_at"},
-	} {
-		t, naive := o.time(f.field, f.column, s.cfg.NaiveZone)
-		ts[i] = t
-		switch {
-		case naive:
-			zone = s.cfg.NaiveZone.String()
-		case !t.IsZero() && zone == "":
-			zone = whsql.ZoneOffset
-		}
-	}
-	s.out[whsql.Appointments.Name].add(
-		id, parent(contactID, body), o.str("calendarId", "calendar_id"), o.str("title", "title"),
-		o.str("status", "status"), o.str("appointmentStatus", "appointment_status"),
-		o.str("assignedUserId", "assigned_user_id"), o.strs("users", "attendees"), o.str("notes", "notes"),
-		o.str("address", "address"), o.str("groupId", "group_id"), ts[0], ts[1], ts[2], ts[3],
-		s.cfg.Source, s.loc, s.cfg.RunID, s.cfg.ExtractedAt, time.Time{}, body, zone,
-	)
-	return id, o.rej, nil
-}
-
 // recordID digs the id out of a record rejected whole, if it can.
 func recordID(raw []byte) string {
 	var k struct {
@@ -138,4 +671,135 @@ func recordID(raw []byte) string {
 		return ""
 	}
 	return strings.ToValidUTF8(fmt.Sprint(k.ID), "\uFFFD")
+}
+
+// customFieldDef maps one custom field definition record and keeps it to
+// name and type the values of later contacts.
+func (s *Stage) customFieldDef(r api.Record) (string, error) {
+	var d api.CustomFieldDef
+	if !utf8.Valid(r.Raw) {
+		return "", errors.New("decode: invalid UTF-8")
+	}
+	if err := json.Unmarshal(r.Raw, &d); err != nil {
+		return "", fmt.Errorf("decode: %w", err)
+	}
+	if strings.TrimSpace(d.ID) == "" {
+		return "", errMissingID
+	}
+	s.defs[d.ID] = d
+	var opts []string
+	if d.PicklistOptions != nil {
+		opts = d.PicklistOptions
+	}
+	s.out[whsql.CustomFieldDefinitions.Name].add(d.ID, d.Name, d.FieldKey, d.DataType, d.Model, d.Placeholder, opts,
+		int64(d.Position), s.cfg.Source, r.LocationID, s.cfg.RunID, s.cfg.ExtractedAt, time.Time{})
+	return d.ID, nil
+}
+
+// customRows writes one contact_custom_fields row per custom field value
+// of the contact (the first of a field id named twice).
+func (s *Stage) customRows(p *plan, r *scratch, contactID string) {
+	raw := r.slots[p.cfs]
+	if raw == nil || raw[0] != '[' {
+		return
+	}
+	out := s.out[whsql.ContactCustomFields.Name]
+	s.seen = s.seen[:0]
+	eachElement(raw, func(el []byte) bool {
+		if el[0] != '{' {
+			return true
+		}
+		idRaw, _ := lookup(el, "id")
+		id, ok := plainString(idRaw)
+		if !ok || strings.TrimSpace(id) == "" {
+			return true
+		}
+		for _, o := range s.seen {
+			if o == id {
+				return true
+			}
+		}
+		s.seen = append(s.seen, id)
+		value, _ := lookup(el, "value")
+		if string(value) == "null" {
+			value = nil
+		}
+		d := s.defs[id]
+		b := out.b
+		str := func(j int, v string) {
+			if v == "" {
+				b.Field(j).AppendNull()
+			} else {
+				b.Field(j).(*array.StringBuilder).Append(v)
+			}
+		}
+		str(0, contactID)
+		str(1, id)
+		str(2, d.FieldKey)
+		str(3, d.Name)
+		str(4, d.DataType)
+		var num *float64
+		var dt time.Time
+		var flag *bool
+		var list []string
+		if value == nil {
+			str(5, "")
+			str(6, "")
+		} else {
+			fixed, _ := valid(value)
+			r.buf.Reset()
+			_ = json.Compact(&r.buf, fixed)
+			js := r.buf.Bytes()
+			if fixed[0] == '"' {
+				text, ok := plainString(fixed)
+				if !ok {
+					_ = json.Unmarshal(fixed, &text)
+				}
+				str(5, text)
+				switch strings.ToUpper(d.DataType) {
+				case "NUMERICAL", "MONETORY", "MONETARY", "NUMBER":
+					if f, err := strconv.ParseFloat(strings.TrimSpace(text), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+						num = &f
+					}
+				case "DATE":
+					if t, _, err := parseTime(text, time.UTC); err == nil {
+						dt = t
+					}
+				}
+			} else {
+				b.Field(5).(*array.StringBuilder).BinaryBuilder.Append(js)
+			}
+			b.Field(6).(*array.StringBuilder).BinaryBuilder.Append(js)
+			switch fixed[0] {
+			case '[':
+				var ss []string
+				if json.Unmarshal(fixed, &ss) == nil {
+					list = ss
+				}
+			case 't', 'f':
+				v := fixed[0] == 't'
+				flag = &v
+			case '"', '{':
+			default:
+				if f, err := strconv.ParseFloat(string(fixed), 64); err == nil {
+					num = &f
+					if strings.ToUpper(d.DataType) == "DATE" && f >= 1e9 {
+						dt = time.UnixMilli(int64(f)).UTC()
+					}
+				}
+			}
+		}
+		appendValue(b.Field(7), num)
+		appendValue(b.Field(8), day{t: dt, ok: !dt.IsZero()})
+		appendValue(b.Field(9), flag)
+		appendValue(b.Field(10), list)
+		b.Field(11).(*array.StringBuilder).Append(s.cfg.Source)
+		b.Field(12).(*array.StringBuilder).Append(s.loc)
+		b.Field(13).(*array.StringBuilder).Append(s.cfg.RunID)
+		b.Field(14).(*array.TimestampBuilder).Append(arrow.Timestamp(s.cfg.ExtractedAt.UnixMicro()))
+		b.Field(15).AppendNull()
+		out.n++
+		s.counts[whsql.ContactCustomFields.Name]++
+		return true
+	})
 }

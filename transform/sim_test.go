@@ -131,8 +131,8 @@ func TestSimOddContacts(t *testing.T) {
 		}
 		c := truth[fr.ID]
 		for col, v := range map[string]any{"first_name": c.FirstName, "last_name": c.LastName, "city": c.City,
-			"email": strings.ToLower(c.Email), "phone": c.Phone, "timezone": c.Timezone, "lead_source": c.Source,
-			"tags": c.Tags, "dnd": c.DND, "updated_at": mustTime(t, c.DateUpdated)} {
+			"email": c.Email, "phone": c.Phone, "timezone": c.Timezone, "lead_source": c.Source,
+			"tags": uniqueTrimmed(c.Tags), "dnd": c.DND, "updated_at": mustTime(t, c.DateUpdated)} {
 			if odd[col] {
 				continue
 			}
@@ -184,4 +184,19 @@ func mustTime(t *testing.T, s string) any {
 		return nil
 	}
 	return tm
+}
+
+// uniqueTrimmed is what tags land as: trimmed, without empty or repeated
+// ones, in order.
+func uniqueTrimmed(tags []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range tags {
+		t = strings.TrimSpace(t)
+		if t != "" && !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
 }

@@ -35,6 +35,10 @@ type Config struct {
 	// location). UTC if nil. appointments.time_zone records its name.
 	NaiveZone *time.Location
 	Mem       memory.Allocator
+	// DefaultRegion is the region of phone numbers of contacts without a
+	// country (an ISO 3166 alpha-2 code); the mapping's default_region
+	// (US) if empty.
+	DefaultRegion string
 }
 
 // Batch is one item of the stage's output: a record of Table, or a Mark
@@ -91,9 +95,14 @@ func (c Counts) FieldRejects() int64 { return c[whsql.FieldRejects.Name] }
 type Stage struct {
 	cfg      Config
 	out      map[string]*rows
+	plans    map[string]*plan
+	rec      scratch
+	defs     map[string]api.CustomFieldDef // custom field definitions by id
+	region   string
 	loc      string
 	counts   Counts
 	rejected []Rejected
+	seen     []string // custom field ids of the contact being mapped
 }
 
 // New returns a stage. Release it with Close.
@@ -108,9 +117,16 @@ func New(cfg Config) *Stage {
 		cfg.Mem = memory.DefaultAllocator
 	}
 	cfg.ExtractedAt = cfg.ExtractedAt.UTC()
-	s := &Stage{cfg: cfg, out: map[string]*rows{}, counts: Counts{}}
+	s := &Stage{cfg: cfg, out: map[string]*rows{}, plans: map[string]*plan{}, counts: Counts{},
+		defs: map[string]api.CustomFieldDef{}, region: cfg.DefaultRegion}
+	if s.region == "" {
+		s.region = whsql.CurrentMapping().DefaultRegion
+	}
 	for _, t := range whsql.Tables {
 		s.out[t.Name] = newRows(cfg.Mem, t.Schema)
+	}
+	for _, t := range whsql.Data {
+		s.plans[t.Name] = newPlan(t)
 	}
 	return s
 }
@@ -166,17 +182,22 @@ func (s *Stage) Add(ctx context.Context, r api.Record, out chan<- Batch) error {
 		rejs []fieldReject
 		err  error
 	)
+	p := s.plans[r.Resource]
 	switch {
 	case r.Problem != "":
 		err = fmt.Errorf("%s", r.Problem)
-	case r.Resource == api.ResourceContacts:
-		id, rejs, err = s.contact(r.Raw)
-	case r.Resource == api.ResourceTasks:
-		id, rejs, err = s.task(r.Raw, r.ContactID)
-	case r.Resource == api.ResourceNotes:
-		id, rejs, err = s.note(r.Raw, r.ContactID)
-	case r.Resource == api.ResourceAppointments:
-		id, rejs, err = s.appointment(r.Raw, r.ContactID)
+	case r.Resource == api.ResourceCustomFields:
+		table = whsql.CustomFieldDefinitions.Name
+		id, err = s.customFieldDef(r)
+	case p != nil:
+		if id, err = p.decode(&s.rec, r.Raw); err == nil {
+			s.mapRecord(p, &s.rec, id, r.ContactID)
+			s.appendRow(p, &s.rec, s.out[table])
+			rejs = s.rec.rej
+			if p.cfs >= 0 {
+				s.customRows(p, &s.rec, id)
+			}
+		}
 	default:
 		err = fmt.Errorf("unknown resource %q", r.Resource)
 	}
@@ -187,7 +208,7 @@ func (s *Stage) Add(ctx context.Context, r api.Record, out chan<- Batch) error {
 		s.fieldRejects(r, id, rejs)
 	}
 	s.counts[table]++
-	for _, t := range []string{table, whsql.FieldRejects.Name} {
+	for _, t := range []string{table, whsql.FieldRejects.Name, whsql.ContactCustomFields.Name} {
 		if rw := s.out[t]; rw.n >= s.cfg.BatchRows {
 			if err := s.flush(ctx, t, out); err != nil {
 				return err

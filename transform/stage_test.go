@@ -63,15 +63,25 @@ func TestContactMapping(t *testing.T) {
 	bs, counts := run(t, 100, rec(api.ResourceContacts, `{"id":"c1","locationId":"L1","contactName":"Zoë 山田","email":" A@B.Com ",
 		"tags":["vip","x"],"dateUpdated":"2025-01-02T03:04:05.123Z","dateOfBirth":"1990-05-01","unknownField":{"a":1},
 		"customFields":[{"id":"f1","value":3.5},{"id":"f2","value":["a","b"]}],"dndSettings":{"SMS":{"status":"active"}}}`))
-	if counts["contacts"] != 1 || len(bs) != 1 {
+	if counts["contacts"] != 1 || counts["contact_custom_fields"] != 2 || len(bs) != 2 {
 		t.Fatalf("counts %v batches %d", counts, len(bs))
 	}
-	r := bs[0].Rec
+	r := table(bs, "contacts")
 	if got := col(t, r, "name").(*array.String).Value(0); got != "Zoë 山田" {
 		t.Errorf("name %q", got)
 	}
-	if got := col(t, r, "email").(*array.String).Value(0); got != "a@b.com" {
-		t.Errorf("email %q", got)
+	if got := col(t, r, "email").(*array.String).Value(0); got != " A@B.Com " {
+		t.Errorf("email %q, want it as sent", got)
+	}
+	if got := col(t, r, "email_normalized").(*array.String).Value(0); got != "A@b.com" {
+		t.Errorf("email_normalized %q", got)
+	}
+	if got := col(t, r, "_extra").(*array.String).Value(0); got != `{"unknownField":{"a":1}}` {
+		t.Errorf("_extra %s", got)
+	}
+	cf := table(bs, "contact_custom_fields")
+	if got := col(t, cf, "value_number").(*array.Float64).Value(0); got != 3.5 || col(t, cf, "field_id").(*array.String).Value(1) != "f2" {
+		t.Errorf("custom field rows: %v", cf)
 	}
 	if !col(t, r, "phone").IsNull(0) {
 		t.Error("missing phone should be NULL")

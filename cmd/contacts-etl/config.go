@@ -17,6 +17,7 @@ import (
 	"github.com/contacts-etl/contacts-etl/extract"
 	"github.com/contacts-etl/contacts-etl/extract/auth"
 	"github.com/contacts-etl/contacts-etl/pipeline"
+	whsql "github.com/contacts-etl/contacts-etl/sql"
 )
 
 // Config is everything a run needs, from the config file, then flags, then
@@ -55,6 +56,10 @@ type Config struct {
 	MaxRetries   int             `yaml:"max_retries"`
 	RetryBudget  int64           `yaml:"retry_budget"`
 	DailyReserve extract.Reserve `yaml:"daily_reserve"`
+
+	// Mapping is a YAML mapping file merged over the built-in one
+	// (sql/mapping.yaml): renamed, added and custom-field columns.
+	Mapping string `yaml:"mapping"`
 }
 
 // SourceConfig is one account or API host of a warehouse with several
@@ -293,6 +298,7 @@ func registerRunFlags(fs *flag.FlagSet, c *Config) {
 	fs.Var(&c.DailyReserve, "daily-reserve", "part of each location's daily quota left unspent: a count or a percentage of the daily limit; a run stops (exit 3, partial) before it")
 	fs.Var(listFlag{&c.Children}, "children", "child resources to fetch per contact: tasks,notes,appointments (empty for none)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.Mapping, "mapping", c.Mapping, "YAML mapping file merged over the built-in mapping (see contacts-etl schema)")
 	registerIncrementalFlags(fs, &c.Incremental)
 	registerAuthFlags(fs, &c.Auth)
 }
@@ -365,6 +371,9 @@ func (c *Config) validate() error {
 	if err := c.Incremental.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := useMapping(c.Mapping); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -407,4 +416,17 @@ func (c Config) single(command string) (Config, error) {
 		names = append(names, sc.Source)
 	}
 	return c, usageError{fmt.Errorf("%s works on one source: the config lists %s; pick one with --source", command, strings.Join(names, ", "))}
+}
+
+// useMapping makes the mapping file path (merged over the built-in one), or
+// the built-in one when path is empty, the mapping of the warehouse tables.
+func useMapping(path string) error {
+	m := whsql.DefaultMapping()
+	if path != "" {
+		var err error
+		if m, err = whsql.LoadMapping(path); err != nil {
+			return err
+		}
+	}
+	return whsql.Use(m)
 }

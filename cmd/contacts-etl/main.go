@@ -52,6 +52,7 @@ var commands = map[string]command{
 	"serve":    {"receive signed webhooks into an inbox and apply them as targeted runs", cmdServe},
 	"query":    {"run a SELECT over the warehouse, read-only (table, csv, json or parquet)", cmdQuery},
 	"remap":    {"rebuild the warehouse's tables from the raw archive (--archive) with no API request, e.g. after a mapping change", cmdRemap},
+	"schema":   {"print the warehouse tables and columns with their types and descriptions (--mapping, --format markdown)", cmdSchema},
 	"report":   {"write a self-contained HTML page of the last runs (requests, rows, waits, 429s)", cmdReport},
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ func truthAt(t *testing.T, srv *sim.Server, at time.Time) truthView {
 				continue
 			}
 			c := ct.Contact
-			row := c360Row{Email: c.Email, Phone: c.Phone, Tags: len(c.Tags)}
+			row := c360Row{Email: c.Email, Phone: c.Phone, Tags: distinctTags(c.Tags)}
 			pl[0]++
 			if _, ok := parseSimTime(t, c.DateAdded); ok {
 				tv.timeline["contact_created"]++
@@ -342,4 +343,16 @@ func checkViews(t *testing.T, db *dsql.DB, srv *sim.Server, tv truthView) {
 		t.Errorf("views at now %s: overdue %d open %d upcoming %d contact_activity.overdue %d source_summary.overdue %d; truth %d %d %d",
 			now, ov, op, up, actOverdue, srcOverdue, len(tn.overdue), tn.open, len(tn.upcoming))
 	}
+}
+
+// distinctTags counts the tags a contact lands with: trimmed, empty and
+// repeated ones dropped.
+func distinctTags(tags []string) int {
+	seen := map[string]bool{}
+	for _, t := range tags {
+		if t = strings.TrimSpace(t); t != "" {
+			seen[t] = true
+		}
+	}
+	return len(seen)
 }

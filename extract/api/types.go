@@ -25,7 +25,35 @@ const (
 	ResourceTasks        = "tasks"
 	ResourceNotes        = "notes"
 	ResourceAppointments = "appointments"
+	// ResourceCustomFields are a location's custom field definitions
+	// (GET /locations/{locationId}/customFields, scope
+	// ScopeCustomFieldsRO, optional): one Record per definition, sent
+	// before the location's contacts so the transform can name and type
+	// their custom field values.
+	ResourceCustomFields = "custom_fields"
 )
+
+// ScopeCustomFieldsRO lets GET /locations/{id}/customFields list the
+// location's custom field definitions; it is optional.
+const ScopeCustomFieldsRO = "locations/customFields.readonly"
+
+// CustomFieldDef is one custom field definition of a location.
+type CustomFieldDef struct {
+	ID              string   `json:"id"`
+	Name            string   `json:"name,omitempty"`
+	FieldKey        string   `json:"fieldKey,omitempty"`
+	Placeholder     string   `json:"placeholder,omitempty"`
+	DataType        string   `json:"dataType,omitempty"`
+	Position        int      `json:"position"`
+	PicklistOptions []string `json:"picklistOptions,omitempty"`
+	LocationID      string   `json:"locationId,omitempty"`
+	Model           string   `json:"model,omitempty"`
+}
+
+// CustomFieldsResponse is the body of GET /locations/{id}/customFields.
+type CustomFieldsResponse struct {
+	CustomFields []json.RawMessage `json:"customFields"`
+}
 
 // Contact is a contact as returned by GET /contacts/{id} and by search.
 // Unknown fields are ignored by encoding/json.

@@ -221,18 +221,21 @@ func fillContact(r *rand.Rand, c *api.Contact, addMs, updMs int64, idx int) {
 		c.LastActivity = fmtMs(updMs - r.Int64N(dayMs))
 	}
 	for i := range r.IntN(5) {
-		var v string
+		// The random draws are those of earlier versions (one kind of
+		// four, then its material), so the rest of the world is unchanged;
+		// the value is shaped by the field's definition (CustomFieldDefs).
+		var m cfMaterial
 		switch r.IntN(4) {
 		case 0:
-			v = strconv.Quote(pick(r, tagPool))
+			m.s1 = pick(r, tagPool)
 		case 1:
-			v = strconv.FormatFloat(math.Round(r.Float64()*10000)/100, 'f', -1, 64)
+			m.f = math.Round(r.Float64()*10000) / 100
 		case 2:
-			v = `["` + pick(r, tagPool) + `","` + pick(r, tagPool) + `"]`
+			m.s1, m.s2 = pick(r, tagPool), pick(r, tagPool)
 		default:
-			v = `{"label":"` + pick(r, sources) + `","score":` + strconv.Itoa(r.IntN(100)) + `}`
+			m.s1, m.n = pick(r, sources), r.IntN(100)
 		}
-		c.CustomFields = append(c.CustomFields, api.CustomField{ID: "cf" + strconv.Itoa(i) + "Xk2LmQ9pR7sT4vW1yZ", Value: json.RawMessage(v)})
+		c.CustomFields = append(c.CustomFields, api.CustomField{ID: customFieldDefs[i].ID, Value: json.RawMessage(m.value(customFieldDefs[i].DataType))})
 	}
 	if r.Float64() < 0.5 {
 		c.AttributionSource = pick(r, attributionPool)

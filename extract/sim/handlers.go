@@ -67,6 +67,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /contacts/{id}/appointments", s.api("appointments", s.child(api.ResourceAppointments)))
 	m.HandleFunc("GET /contacts/{id}/notes/{noteId}", s.api("note", s.getNote))
 	m.HandleFunc("GET /locations/{locationId}", s.apiScope("location", api.ScopeLocationsRO, s.getLocation))
+	m.HandleFunc("GET /locations/{locationId}/customFields", s.apiScope("custom_fields", api.ScopeCustomFieldsRO, s.customFields))
 	m.HandleFunc("POST /locations/{locationId}/tasks/search", s.apiScope("tasks_search", api.ScopeTasksRO, s.tasksSearch))
 	m.HandleFunc("GET /calendars/{$}", s.apiScope("calendars", api.ScopeCalendarsRO, s.calendars))
 	m.HandleFunc("GET /calendars/events", s.apiScope("events", api.ScopeEventsRO, s.events))

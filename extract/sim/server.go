@@ -14,6 +14,7 @@
 //	GET  /contacts/{id}/notes/{noteId}     {"note":{...}}
 //	GET  /contacts/{id}/appointments       {"events":[...]}
 //	GET  /locations/{locationId}           {"location":{...}} (scope locations.readonly)
+//	GET  /locations/{locationId}/customFields {"customFields":[...]} (scope locations/customFields.readonly; customfields.go)
 //	POST /locations/{locationId}/tasks/search {"tasks":[...]} (scope locations/tasks.readonly; bulk.go)
 //	GET  /calendars/?locationId=           {"calendars":[...]} (scope calendars.readonly)
 //	GET  /calendars/events?locationId=&calendarId=&startTime=&endTime= {"events":[...]} (scope calendars/events.readonly)

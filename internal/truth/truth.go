@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nyaruka/phonenumbers"
+
 	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/extract/sim"
+	whsql "github.com/contacts-etl/contacts-etl/sql"
 	"github.com/contacts-etl/contacts-etl/transform"
 )
 
@@ -41,6 +44,22 @@ func list(v []string) any {
 		return nil
 	}
 	return append([]string{}, v...)
+}
+
+// tagList is what tags land as: trimmed, without empty or repeated ones, in order.
+func tagList(v []string) any {
+	if v == nil {
+		return nil
+	}
+	out := []string{}
+	seen := map[string]bool{}
+	for _, t := range v {
+		if t = strings.TrimSpace(t); t != "" && !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func tsv(t *testing.T, v string, zone *time.Location) any {
@@ -82,10 +101,25 @@ func expectContact(t *testing.T, c api.Contact) row {
 	if len(c.AttributionSource) > 0 {
 		attr = []byte(c.AttributionSource)
 	}
+	var emailNorm, emailValid, e164 any
+	if strings.TrimSpace(c.Email) != "" {
+		n, ok := transform.NormalizeEmail(c.Email)
+		emailNorm, emailValid = s(n), ok
+	}
+	if c.Phone != "" {
+		region := c.Country
+		if len(region) != 2 || phonenumbers.GetCountryCodeForRegion(region) == 0 {
+			region = "US"
+		}
+		if n, err := phonenumbers.Parse(c.Phone, region); err == nil && phonenumbers.IsPossibleNumberWithReason(n) == phonenumbers.IS_POSSIBLE {
+			e164 = phonenumbers.Format(n, phonenumbers.E164)
+		}
+	}
 	return row{
-		"contact_id": c.ID, "location_id": s(c.LocationID), "first_name": s(c.FirstName), "last_name": s(c.LastName),
-		"name": s(name), "email": s(strings.ToLower(strings.TrimSpace(c.Email))), "phone": s(strings.TrimSpace(c.Phone)),
-		"company_name": s(c.CompanyName), "tags": list(c.Tags), "lead_source": s(c.Source), "type": s(c.Type),
+		"contact_id": c.ID, "location_id": s(c.LocationID), "first_name": s(strings.TrimSpace(c.FirstName)),
+		"last_name": s(strings.TrimSpace(c.LastName)), "name": s(strings.TrimSpace(name)), "email": s(c.Email), "phone": s(c.Phone),
+		"email_normalized": emailNorm, "email_valid": emailValid, "phone_e164": e164, "_extra": nil,
+		"company_name": s(c.CompanyName), "tags": tagList(c.Tags), "lead_source": s(c.Source), "type": s(c.Type),
 		"assigned_to": s(c.AssignedTo), "address1": s(c.Address1), "city": s(c.City), "state": s(c.State),
 		"postal_code": s(c.PostalCode), "country": s(c.Country), "website": s(c.Website), "timezone": s(c.Timezone),
 		"dnd": c.DND, "dnd_settings": dnd, "date_of_birth": dob,
@@ -163,8 +197,24 @@ func Tables(t *testing.T, srv *sim.Server, locations []string) map[string]map[st
 		for _, f := range odd[table+"|"+id] {
 			if f.Landed {
 				r[f.Column] = f.Value
-			} else {
-				r[f.Column] = nil
+				continue
+			}
+			r[f.Column] = nil
+			// so are the columns normalised from the field
+			if t, ok := whsql.ByName(table); ok {
+				for _, c := range t.Cols {
+					if c != nil && len(c.From) > 0 && c.From[0] == f.Field {
+						r[c.Name] = nil
+					}
+				}
+			}
+		}
+		if t, ok := whsql.ByName(table); ok { // columns the mapping in use renamed
+			for _, rn := range t.Renames() {
+				if v, ok := r[rn[0]]; ok {
+					r[rn[1]] = v
+					delete(r, rn[0])
+				}
 			}
 		}
 		if table != api.ResourceContacts {
@@ -381,6 +431,7 @@ func CompareDB(t *testing.T, srv *sim.Server, db *dsql.DB, source string, locati
 		}
 	}
 	checkRejects(t, db, srv, source)
+	counts["contact_custom_fields"] = checkCustomFields(t, db, srv, source, locations, want["contacts"])
 	return counts
 }
 
@@ -457,4 +508,90 @@ func OpenRO(t *testing.T, path string) *dsql.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// checkCustomFields asserts that contact_custom_fields holds one live row
+// per custom field value of each landed contact (the first of an id named
+// twice), with the value as JSON; where custom_field_definitions has the
+// location's definitions, with the field's key, name and data type too.
+// It returns the rows counted.
+func checkCustomFields(t *testing.T, db *dsql.DB, srv *sim.Server, source string, locations []string, contacts map[string]row) int {
+	t.Helper()
+	defs := map[string]bool{}
+	for _, l := range queryStrings(t, db, `SELECT DISTINCT _location_id, 'r' FROM custom_field_definitions WHERE _source = ?`, source) {
+		defs[l] = true
+	}
+	byID := map[string]api.CustomFieldDef{}
+	for _, d := range sim.CustomFieldDefs() {
+		byID[d.ID] = d
+	}
+	var want []string
+	for _, loc := range locations {
+		for _, ct := range srv.Truth(loc) {
+			c := ct.Contact
+			r, ok := contacts[c.ID]
+			if !ok || ct.Deleted || r["custom_fields"] == nil {
+				continue
+			}
+			seen := map[string]bool{}
+			for _, cf := range c.CustomFields {
+				if seen[cf.ID] {
+					continue
+				}
+				seen[cf.ID] = true
+				var v any
+				if json.Unmarshal(cf.Value, &v) != nil {
+					t.Fatalf("truth has a custom field value that is not JSON: %s", cf.Value)
+				}
+				js, _ := json.Marshal(v)
+				key := ""
+				if d, ok := byID[cf.ID]; ok && defs[loc] {
+					key = d.FieldKey + "/" + d.Name + "/" + d.DataType
+				}
+				want = append(want, c.ID+"|"+cf.ID+"|"+string(js)+"|"+key)
+			}
+		}
+	}
+	rows, err := db.Query(`SELECT contact_id, field_id, value_json, coalesce(field_key || '/' || field_name || '/' || data_type, '')
+		FROM contact_custom_fields WHERE _source = ? AND _deleted_at IS NULL`, source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var c, f, key string
+		var js dsql.NullString
+		if err := rows.Scan(&c, &f, &js, &key); err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		if js.Valid {
+			if err := json.Unmarshal([]byte(js.String), &v); err != nil {
+				t.Errorf("contact_custom_fields %s/%s: value_json %q: %v", c, f, js.String, err)
+			}
+		}
+		b, _ := json.Marshal(v)
+		got = append(got, c+"|"+f+"|"+string(b)+"|"+key)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	if !reflect.DeepEqual(want, got) {
+		n := 0
+		gs := map[string]bool{}
+		for _, g := range got {
+			gs[g] = true
+		}
+		for _, w := range want {
+			if !gs[w] && n < 5 {
+				t.Errorf("contact_custom_fields: missing %s", w)
+				n++
+			}
+		}
+		t.Errorf("contact_custom_fields: %d rows, want %d", len(got), len(want))
+	}
+	return len(got)
 }

@@ -1,0 +1,182 @@
+package transform
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/net/idna"
+)
+
+// NormalizeEmail returns an address trimmed, its domain lower-cased and in
+// ASCII (an internationalised domain as punycode, through IDNA 2008
+// lookup rules), and whether it is a valid address: one @, a local part of
+// 1–64 bytes without spaces, control characters or unbalanced quotes, a
+// domain of at least two labels that IDNA accepts, at most 254 bytes in
+// all. The local part keeps its case (it is case-sensitive by the RFC) and
+// may be Unicode (RFC 6531). An invalid address gives "", false.
+func NormalizeEmail(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 {
+		return "", false
+	}
+	local, domain := s[:at], strings.TrimSuffix(s[at+1:], ".")
+	if len(local) > 64 || !utf8.ValidString(s) {
+		return "", false
+	}
+	quoted := len(local) >= 2 && local[0] == '"' && local[len(local)-1] == '"'
+	for _, r := range local {
+		if unicode.IsControl(r) || (!quoted && (unicode.IsSpace(r) || strings.ContainsRune(`"(),:;<>@[\]`, r))) {
+			return "", false
+		}
+	}
+	if !quoted && (local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..")) {
+		return "", false
+	}
+	ascii, err := idnaProfile.ToASCII(strings.ToLower(domain))
+	if err != nil || !strings.Contains(ascii, ".") {
+		return "", false
+	}
+	out := local + "@" + ascii
+	if len(out) > 254 {
+		return "", false
+	}
+	return out, true
+}
+
+var idnaProfile = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.ValidateLabels(true),
+	idna.StrictDomainName(true), idna.VerifyDNSLength(true), idna.Transitional(false))
+
+// NormalizePhone reads a phone number with libphonenumber (the nyaruka
+// port), with region (an ISO 3166 alpha-2 code, such as the contact's
+// country) as the default region of a number without a leading + or
+// international prefix; fallback is used when region is not one
+// libphonenumber knows. It returns the number in E.164 and its extension
+// ("" when none), or ok false when it does not parse or is not a possible
+// number for its country (a number possible only for local dialling, such
+// as a US number without its area code, is not). Letters of vanity numbers (1-800-FLOWERS) are
+// read as their keypad digits.
+func NormalizePhone(s, region, fallback string) (e164, ext string, ok bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", "", false
+	}
+	if e164, ok := fastE164(s); ok {
+		return e164, "", true
+	}
+	region = strings.ToUpper(strings.TrimSpace(region))
+	if len(region) != 2 || phonenumbers.GetCountryCodeForRegion(region) == 0 {
+		region = fallback
+	}
+	n, err := phonenumbers.Parse(s, region)
+	if err != nil || phonenumbers.IsPossibleNumberWithReason(n) != phonenumbers.IS_POSSIBLE {
+		return "", "", false
+	}
+	return phonenumbers.Format(n, phonenumbers.E164), n.GetExtension(), true
+}
+
+// fastE164 reads a number already written as + and 8 to 15 digits
+// without going through phonenumbers.Parse (whose regular expressions cost
+// most of a contact's mapping): the country calling code is the prefix
+// libphonenumber knows (calling codes are prefix-free), the rest the
+// national number. It declines (false) anything Parse could read
+// differently: a national number that starts with 0 or with the country's
+// national prefix, or a country with a national prefix pattern. The result
+// equals Parse's (TestFastE164MatchesParse).
+func fastE164(s string) (string, bool) {
+	if len(s) < 9 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return "", false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return "", false
+		}
+	}
+	for k := 1; k <= 3; k++ {
+		cc, _ := strconv.Atoi(s[1 : 1+k])
+		region := phonenumbers.GetRegionCodeForCountryCode(cc)
+		if region == "ZZ" {
+			continue
+		}
+		national := s[1+k:]
+		md := metadataFor(cc, region)
+		npp := md.GetNationalPrefixForParsing()
+		if md == nil || national == "" || national[0] == '0' || !allDigits(npp) ||
+			(npp != "" && strings.HasPrefix(national, npp)) ||
+			(md.GetNationalPrefix() != "" && strings.HasPrefix(national, md.GetNationalPrefix())) {
+			return "", false
+		}
+		nn, err := strconv.ParseUint(national, 10, 64)
+		if err != nil {
+			return "", false
+		}
+		n := &phonenumbers.PhoneNumber{CountryCode: proto32(int32(cc)), NationalNumber: &nn}
+		if phonenumbers.IsPossibleNumberWithReason(n) != phonenumbers.IS_POSSIBLE {
+			return "", false
+		}
+		return s, true
+	}
+	return "", false
+}
+
+func proto32(v int32) *int32 { return &v }
+
+func allDigits(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	metaOnce sync.Once
+	metaByCC map[int]*phonenumbers.PhoneMetadata
+)
+
+// metadataFor is the metadata of region (or of the non-geographic
+// calling code cc), read once from the library's collection.
+func metadataFor(cc int, region string) *phonenumbers.PhoneMetadata {
+	metaOnce.Do(func() {
+		metaByCC = map[int]*phonenumbers.PhoneMetadata{}
+		all, err := phonenumbers.MetadataCollection()
+		if err != nil {
+			return
+		}
+		for _, md := range all.GetMetadata() {
+			c := int(md.GetCountryCode())
+			if phonenumbers.GetRegionCodeForCountryCode(c) == md.GetId() || (md.GetId() == "001" && metaByCC[c] == nil) {
+				metaByCC[c] = md
+			}
+		}
+	})
+	return metaByCC[cc]
+}
+
+// NormalizeTags trims each tag and drops empty and repeated ones (the
+// first occurrence stays, in order). It reuses tags' array.
+func NormalizeTags(tags []string) []string {
+	out := tags[:0]
+	for _, t := range tags {
+		t = strings.TrimSpace(t)
+		if t == "" {
+			continue
+		}
+		dup := false
+		for _, o := range out {
+			if o == t {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, t)
+		}
+	}
+	return out
+}
