@@ -30,8 +30,8 @@ func newRows(mem memory.Allocator, schema *arrow.Schema) *rows {
 // add appends one row. It panics on a value of the wrong type for its
 // column: that is a bug in a mapping, not bad input.
 func (r *rows) add(vals ...any) {
-	if len(vals) != len(r.schema.Fields()) {
-		panic(fmt.Sprintf("transform: %d values for %d columns", len(vals), len(r.schema.Fields())))
+	if len(vals) != r.schema.NumFields() {
+		panic(fmt.Sprintf("transform: %d values for %d columns", len(vals), r.schema.NumFields()))
 	}
 	for i, v := range vals {
 		appendValue(r.b.Field(i), v)
