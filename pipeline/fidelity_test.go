@@ -5,7 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,10 +18,22 @@ import (
 )
 
 // The real API answers an invalidated access token with 401 "Invalid
-// JWT": mid-run, every location's tokens are invalidated server-side; one
-// refresh each and the run completes, equal to the truth.
+// JWT": mid-run (at the 500th of ~2,700 API requests, an event, not a
+// time), every location's tokens are invalidated server-side; one refresh
+// each and the run completes, equal to the truth.
 func TestInvalidatedTokensMidRun(t *testing.T) {
-	e := newEnv(t, WarehouseDuckDB, sim.Config{Seed: 41, Contacts: 900, Locations: 2})
+	var served atomic.Int64
+	var srv *sim.Server
+	var invalidated atomic.Bool
+	e := newEnv(t, WarehouseDuckDB, sim.Config{Seed: 41, Contacts: 900, Locations: 2, OnRequest: func(kind string) {
+		if served.Add(1) == 500 && srv != nil {
+			for _, loc := range srv.Locations() {
+				srv.InvalidateAccessTokens(loc)
+			}
+			invalidated.Store(true)
+		}
+	}})
+	srv = e.srv
 	conf := &oauth2.Config{ClientID: sim.DefaultClientID, ClientSecret: sim.DefaultClientSecret,
 		Endpoint: oauth2.Endpoint{TokenURL: e.base + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
 	st := auth.NewStore(filepath.Join(t.TempDir(), "tokens.json"))
@@ -36,17 +48,10 @@ func TestInvalidatedTokensMidRun(t *testing.T) {
 		e.srcTS[loc] = auth.NewSource(st, loc, auth.Options{OAuth: conf})
 	}
 	e.srv.ResetStats()
-	var once sync.Once
-	res, err := e.run(Options{ReconcileEvery: -1}, func(j *Job) {
-		j.CommitRows = 100 // the first commit comes early in the run
-		j.Progress = func(Progress) {
-			once.Do(func() {
-				for _, loc := range e.srv.Locations() {
-					e.srv.InvalidateAccessTokens(loc)
-				}
-			})
-		}
-	})
+	res, err := e.run(Options{ReconcileEvery: -1}, nil)
+	if !invalidated.Load() {
+		t.Fatalf("the run made fewer than 500 requests")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,11 @@ type Config struct {
 	// Now is the server's clock (default time.Now). Token expiry, rate
 	// windows and the dateUpdated of mutations read it.
 	Now func() time.Time
+	// OnRequest, if set, is called at the start of every API request
+	// (not OAuth), before its token is checked, with the endpoint's kind
+	// ("search", "tasks", …): tests make things happen at a request count,
+	// not at a time.
+	OnRequest func(kind string)
 	// Epoch is the end of the generated history: every generated timestamp
 	// lies in the three years before it. Default 2025-01-01T00:00:00Z, or
 	// the day of Now() at New when that is earlier.

@@ -96,6 +96,9 @@ func (s *Server) api(kind string, h apiHandler) http.HandlerFunc {
 // apiScope is api with the scope the endpoint needs.
 func (s *Server) apiScope(kind, scope string, h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.OnRequest != nil {
+			s.cfg.OnRequest(kind)
+		}
 		s.stats.update(func(st *Stats) { st.Requests++; st.ByKind[kind]++ })
 		var body []byte
 		if r.Body != nil {
