@@ -394,7 +394,10 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 			where = fmt.Sprintf(` WHERE NOT EXISTS (SELECT 1 FROM read_parquet(%s) w WHERE w.%[2]s = o.%[2]s AND w.contact_id = o.contact_id
 				AND w.%[3]s >= o.%[3]s)`, sqlString(contactsIn), quote(whsql.ColSource), quote(t.Version))
 		}
-		srcs = append(srcs, fmt.Sprintf(`SELECT * FROM (SELECT %s, 0 AS _o, file_row_number AS _r FROM read_parquet(%s, file_row_number = true, union_by_name = true)) o%s`,
+		// Not hive_partitioning: the folder's location_id=<id> would
+		// stand for contacts' own location_id column (NULL, or another
+		// value, in a row), which the rewrite must keep as stored.
+		srcs = append(srcs, fmt.Sprintf(`SELECT * FROM (SELECT %s, 0 AS _o, file_row_number AS _r FROM read_parquet(%s, file_row_number = true, union_by_name = true, hive_partitioning = false)) o%s`,
 			proj, p.fileList(old), where))
 	}
 	if in != "" {
