@@ -305,6 +305,66 @@ func runConformance(t *testing.T, tg target) {
 		}
 	})
 
+	t.Run("ChangeColumns", func(t *testing.T) {
+		mem, dir := newMem(t), t.TempDir()
+		s := tg.open(t, dir)
+		start(t, s, "r1")
+		t3, t4 := t0.Add(3*time.Hour), t0.Add(4*time.Hour)
+		task := func(status string, at time.Time) row {
+			return sys(row{"task_id": "k1", "contact_id": "c1", "title": "call", "status": status}, "src", at)
+		}
+		write := func(at time.Time, cs []row, ts ...row) {
+			t.Helper()
+			rs := map[string][]arrow.RecordBatch{}
+			if len(cs) > 0 {
+				rs["contacts"] = recs(build(t, mem, whsql.Contacts, cs...))
+			}
+			if len(ts) > 0 {
+				rs["tasks"] = recs(build(t, mem, whsql.Tasks, ts...))
+			}
+			commit(t, s, &Commit{RunID: "r1", Records: rs})
+		}
+		check := func(step string, want [][]any) {
+			t.Helper()
+			db := tg.db(t, dir)
+			defer db.Close()
+			got := queryRows(t, db, `SELECT id, _first_seen_at, _changed_at, _extracted_at, _deleted_at FROM (
+				SELECT contact_id AS id, * FROM contacts UNION ALL BY NAME SELECT task_id AS id, * FROM tasks) ORDER BY id`)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: (id, first seen, changed, extracted, deleted) = %v, want %v", step, got, want)
+			}
+		}
+		write(t0, []row{contact("c1", "Ann", []string{"a", "b"}, t0), contact("c2", "Bob", []string{"x"}, t0)}, task("pending", t0))
+		check("first write", [][]any{{"c1", t0, t0, t0, nil}, {"c2", t0, t0, t0, nil}, {"k1", t0, t0, t0, nil}})
+		// Re-read: c1 and the task unchanged (status is derived from the
+		// clock and not compared), c2's tags (a LIST) changed.
+		write(t1, []row{contact("c1", "Ann", []string{"a", "b"}, t1), contact("c2", "Bob", []string{"x", "y"}, t1)}, task("overdue", t1))
+		check("re-read", [][]any{{"c1", t0, t0, t1, nil}, {"c2", t0, t1, t1, nil}, {"k1", t0, t0, t1, nil}})
+		write(t2, []row{contact("c1", "Ann B", []string{"a", "b"}, t2)})
+		// An older replay changes nothing.
+		write(t1, []row{contact("c1", "stale", nil, t1)})
+		commit(t, s, &Commit{RunID: "r1", Deletes: []Delete{{Table: "contacts", Source: "src", IDs: []string{"c2"}, At: t3}}})
+		check("changed and deleted", [][]any{{"c1", t0, t2, t2, nil}, {"c2", t0, t3, t1, t3}, {"k1", t0, t0, t1, nil}})
+		db := tg.db(t, dir)
+		got := queryRows(t, db, `SELECT table_name, id, contact_id, kind, changed_at, run_id FROM changes ORDER BY table_name, id`)
+		want := [][]any{
+			{"contacts", "c1", "c1", "changed", t2, "run-test"},
+			{"contacts", "c2", "c2", "deleted", t3, nil},
+			{"tasks", "k1", "c1", "new", t0, nil},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("changes = %v, want %v", got, want)
+		}
+		got = queryRows(t, db, `SELECT id FROM changes_since(?::TIMESTAMPTZ)`, t2)
+		if want := [][]any{{"c1"}, {"c2"}}; !reflect.DeepEqual(got, want) {
+			t.Errorf("changes_since(t2) = %v, want %v", got, want)
+		}
+		db.Close()
+		// The same values again undelete the key: a change.
+		write(t4, []row{contact("c2", "Bob", []string{"x", "y"}, t4)})
+		check("undeleted", [][]any{{"c1", t0, t2, t2, nil}, {"c2", t0, t4, t4, nil}, {"k1", t0, t0, t1, nil}})
+	})
+
 	t.Run("Store", func(t *testing.T) {
 		mem, dir := newMem(t), t.TempDir()
 		s := tg.open(t, dir)

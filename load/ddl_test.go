@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -129,14 +130,18 @@ func TestDDLMigratesVersion1(t *testing.T) {
 	ctx := context.Background()
 	c := memConn(t)
 	// The columns added by versions 2 (body_contact_id, time_zone,
-	// reject_key) and 3 (the mapping's: normalised values, _extra).
+	// reject_key) and 3 (the mapping's: normalised values, _extra), and
+	// the change columns (_first_seen_at, _changed_at) of the data tables.
 	v1 := map[string][]string{"tasks": {"body_contact_id", "_extra"}, "notes": {"body_contact_id", "_extra"},
 		"appointments": {"body_contact_id", "time_zone", "_extra"}, "rejects": {"reject_key"},
 		"contacts": {"email_normalized", "email_valid", "phone_e164", "phone_extension", "business_name", "_extra"}}
 	for name, added := range v1 {
 		tbl, _ := whsql.ByName(name)
 		var cols []string
-		for _, f := range tbl.Schema.Fields()[:tbl.Schema.NumFields()-len(added)] {
+		for _, f := range tbl.Schema.Fields() {
+			if slices.Contains(added, f.Name) || f.Name == whsql.ColFirstSeenAt || f.Name == whsql.ColChangedAt {
+				continue // added later (the change columns by version 4 of this list)
+			}
 			typ, _ := whsql.DuckDBType(f.Type)
 			cols = append(cols, f.Name+" "+typ)
 		}

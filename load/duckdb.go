@@ -268,6 +268,11 @@ func (d *DuckDB) migrate(ctx context.Context, c *sql.Conn) error {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 		}
+		if !d.migrated {
+			if err := backfillChanges(ctx, c); err != nil {
+				return err
+			}
+		}
 		var v int
 		if err := c.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&v); err != nil {
 			return fmt.Errorf("read schema_version: %w", err)
@@ -297,6 +302,23 @@ func (d *DuckDB) migrate(ctx context.Context, c *sql.Conn) error {
 		d.migrated = true
 		return nil
 	})
+}
+
+// backfillChanges sets _first_seen_at and _changed_at of rows written
+// before those columns existed (ALTER TABLE added them as NULL): first
+// seen and changed when last read, or changed when soft-deleted.
+func backfillChanges(ctx context.Context, c *sql.Conn) error {
+	for _, t := range whsql.Data {
+		if !t.TracksChanges() {
+			continue
+		}
+		if err := exec(ctx, c, fmt.Sprintf(`UPDATE %[1]s SET %[2]s = coalesce(%[2]s, %[4]s), %[3]s = coalesce(%[3]s, %[5]s, %[4]s)
+			WHERE %[2]s IS NULL OR %[3]s IS NULL`, quote(t.Name), quote(whsql.ColFirstSeenAt), quote(whsql.ColChangedAt),
+			quote(whsql.ColExtractedAt), quote(whsql.ColDeletedAt))); err != nil {
+			return fmt.Errorf("backfill %s change columns: %w", t.Name, err)
+		}
+	}
+	return nil
 }
 
 // renameColumns renames the columns of the mapping's renames (was → name)
@@ -376,6 +398,11 @@ func (d *DuckDB) merge(ctx context.Context, c *sql.Conn, t whsql.Table, recs []a
 		// 1M with a LIST column took 1.2-1.9 s, against 0.8-0.9 s for this
 		// delete + insert (BenchmarkMergeStatements), with the same outcome.
 		match := keyMatch(t.Key, t.Name, "s")
+		if t.TracksChanges() {
+			if err := exec(ctx, c, keepChangesSQL(t, stg)); err != nil {
+				return ts, fmt.Errorf("merge change columns: %w", err)
+			}
+		}
 		ts.Replaced, err = execN(ctx, c, fmt.Sprintf(`DELETE FROM %s USING %s s WHERE %s AND %s.%s <= s.%s`,
 			t.Name, stg, match, t.Name, quote(t.Version), quote(t.Version)))
 		if err != nil {
@@ -402,6 +429,25 @@ func (d *DuckDB) merge(ctx context.Context, c *sql.Conn, t whsql.Table, recs []a
 		return ts, fmt.Errorf("drop staging: %w", err)
 	}
 	return ts, nil
+}
+
+// keepChangesSQL updates the staged rows of t (in stg) of keys already
+// stored, not older than the stored row: they keep its _first_seen_at, and
+// its _changed_at when their compared values (CompareCols) equal its
+// values; else they changed when read. Rows whose change columns are NULL
+// (a new key from a writer that left them unset) get _extracted_at.
+func keepChangesSQL(t whsql.Table, stg string) string {
+	cmp := t.CompareCols()
+	sv, tv := make([]string, len(cmp)), make([]string, len(cmp))
+	for i, c := range cmp {
+		sv[i], tv[i] = "s."+quote(c), "t."+quote(c)
+	}
+	fs, ch, ex := quote(whsql.ColFirstSeenAt), quote(whsql.ColChangedAt), quote(whsql.ColExtractedAt)
+	return fmt.Sprintf(`UPDATE %[1]s s SET %[2]s = coalesce(t.%[2]s, t.%[4]s),
+			%[3]s = CASE WHEN row(%[5]s) IS NOT DISTINCT FROM row(%[6]s) THEN coalesce(t.%[3]s, t.%[4]s) ELSE s.%[4]s END
+		FROM %[7]s t WHERE %[8]s AND t.%[9]s <= s.%[9]s;
+		UPDATE %[1]s SET %[2]s = coalesce(%[2]s, %[4]s), %[3]s = coalesce(%[3]s, %[4]s) WHERE %[2]s IS NULL OR %[3]s IS NULL`,
+		stg, fs, ch, ex, strings.Join(sv, ", "), strings.Join(tv, ", "), quote(t.Name), keyMatch(t.Key, "t", "s"), quote(t.Version))
 }
 
 // inTx runs fn between BEGIN and COMMIT on c, rolling back if fn fails.

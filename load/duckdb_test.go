@@ -184,3 +184,57 @@ func TestDuckDBMergeStats(t *testing.T) {
 		})
 	}
 }
+
+// TestDuckDBBackfillsChangeColumns: a warehouse written before the change
+// columns existed gets them, backfilled from _extracted_at (_deleted_at for
+// a deleted row), and keeps them on an unchanged re-read.
+func TestDuckDBBackfillsChangeColumns(t *testing.T) {
+	ctx := context.Background()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	t1, t2 := t0.Add(time.Hour), t0.Add(2*time.Hour)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "warehouse.duckdb")
+	commit := func(c *Commit) {
+		t.Helper()
+		s, err := NewDuckDB(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	contact := func(id string, at time.Time) []arrow.RecordBatch {
+		return []arrow.RecordBatch{build(t, mem, whsql.Contacts, sys(row{"contact_id": id, "name": id, "tags": []string{"a"}}, "src", at))}
+	}
+	c1 := contact("c1", t0)
+	commit(&Commit{Records: map[string][]arrow.RecordBatch{"contacts": c1}})
+	c1[0].Release()
+	c0 := contact("c0", t0)
+	commit(&Commit{Records: map[string][]arrow.RecordBatch{"contacts": c0}})
+	c0[0].Release()
+	commit(&Commit{Deletes: []Delete{{Table: "contacts", Source: "src", IDs: []string{"c0"}, At: t1}}})
+	// As an older exporter left it.
+	db, err := sql.Open("duckdb", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`ALTER TABLE contacts DROP COLUMN _first_seen_at`, `ALTER TABLE contacts DROP COLUMN _changed_at`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	c1 = contact("c1", t2)
+	commit(&Commit{Records: map[string][]arrow.RecordBatch{"contacts": c1}})
+	c1[0].Release()
+	rdb := duckTarget(IngestArrow).db(t, dir)
+	defer rdb.Close()
+	got := fmt.Sprint(queryRows(t, rdb, `SELECT contact_id, _first_seen_at, _changed_at, _extracted_at FROM contacts ORDER BY contact_id`))
+	want := fmt.Sprint([][]any{{"c0", t0, t1, t0}, {"c1", t0, t0, t2}})
+	if got != want {
+		t.Errorf("migrated (id, first seen, changed, extracted) = %s, want %s", got, want)
+	}
+}

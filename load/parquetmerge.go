@@ -394,7 +394,10 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 			where = fmt.Sprintf(` WHERE NOT EXISTS (SELECT 1 FROM read_parquet(%s) w WHERE w.%[2]s = o.%[2]s AND w.contact_id = o.contact_id
 				AND w.%[3]s >= o.%[3]s)`, sqlString(contactsIn), quote(whsql.ColSource), quote(t.Version))
 		}
-		srcs = append(srcs, fmt.Sprintf(`SELECT * FROM (SELECT %s, 0 AS _o, file_row_number AS _r FROM read_parquet(%s, file_row_number = true, union_by_name = true)) o%s`,
+		// Not hive_partitioning: the folder's location_id=<id> would
+		// stand for contacts' own location_id column (NULL, or another
+		// value, in a row), which the rewrite must keep as stored.
+		srcs = append(srcs, fmt.Sprintf(`SELECT * FROM (SELECT %s, 0 AS _o, file_row_number AS _r FROM read_parquet(%s, file_row_number = true, union_by_name = true, hive_partitioning = false)) o%s`,
 			proj, p.fileList(old), where))
 	}
 	if in != "" {
@@ -405,6 +408,9 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 	merged := fmt.Sprintf(`SELECT * EXCLUDE (_r) FROM (%s)
 		QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s DESC, _o DESC, _r DESC) = 1`,
 		strings.Join(srcs, "\nUNION ALL BY NAME\n"), quoteList(t.Key), quote(t.Version))
+	if t.TracksChanges() {
+		merged = keepChangesParquet(t, strings.Join(srcs, "\nUNION ALL BY NAME\n"))
+	}
 	if delFile != "" {
 		// The first delete of the commit that matches a row sets its
 		// _deleted_at, unless it has one (as DuckDB's UPDATE … IS NULL).
@@ -413,12 +419,19 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 			return fmt.Sprintf(`(SELECT %[1]s, id, arg_min(%[2]s, ord) AS at, min(ord) AS ord FROM read_parquet(%[3]s)
 				WHERE by_contact = %[4]t GROUP BY %[1]s, id)`, quote(whsql.ColSource), quote(whsql.ColDeletedAt), sqlString(delFile), byContact)
 		}
-		merged = fmt.Sprintf(`SELECT m.* REPLACE (coalesce(m.%[1]s, CASE WHEN dk.ord IS NOT NULL AND (dc.ord IS NULL OR dk.ord <= dc.ord) THEN dk.at ELSE dc.at END) AS %[1]s),
-				m.%[1]s IS NULL AND (dk.ord IS NOT NULL OR dc.ord IS NOT NULL) AS _newdel
+		newdel := fmt.Sprintf("m.%s IS NULL AND (dk.ord IS NOT NULL OR dc.ord IS NOT NULL)", quote(whsql.ColDeletedAt))
+		at := "CASE WHEN dk.ord IS NOT NULL AND (dc.ord IS NULL OR dk.ord <= dc.ord) THEN dk.at ELSE dc.at END"
+		changed := ""
+		if t.TracksChanges() {
+			// A soft delete changes the row when it sets _deleted_at.
+			changed = fmt.Sprintf(", CASE WHEN %[1]s THEN %[2]s ELSE m.%[3]s END AS %[3]s", newdel, at, quote(whsql.ColChangedAt))
+		}
+		merged = fmt.Sprintf(`SELECT m.* REPLACE (coalesce(m.%[1]s, %[7]s) AS %[1]s%[8]s),
+				%[9]s AS _newdel
 			FROM (%[2]s) m
 			LEFT JOIN %[3]s dk ON dk.%[5]s = m.%[5]s AND dk.id = m.%[6]s
 			LEFT JOIN %[4]s dc ON dc.%[5]s = m.%[5]s AND dc.id = m.contact_id`,
-			quote(whsql.ColDeletedAt), merged, dsel(false), dsel(true), quote(whsql.ColSource), quote(idCol))
+			quote(whsql.ColDeletedAt), merged, dsel(false), dsel(true), quote(whsql.ColSource), quote(idCol), at, changed, newdel)
 	} else {
 		merged = fmt.Sprintf("SELECT *, false AS _newdel FROM (%s)", merged)
 	}
@@ -492,6 +505,29 @@ func (p *Parquet) mergeParts(ctx context.Context, c *sql.Conn, t whsql.Table, pa
 	next.Tables[t.Name] = keep
 	_, err = c.ExecContext(ctx, "DROP TABLE merged")
 	return st, err
+}
+
+// keepChangesParquet is the merge of the rows of srcs (old rows with _o =
+// 0, the commit's with _o = 1) for a table that tracks changes: the newest
+// row per key, which, when it is a staged row replacing an old one, keeps
+// the old row's _first_seen_at, and its _changed_at when the compared
+// values (CompareCols) are equal (else it changed when read). Change
+// columns still NULL (rows of files written before they existed, or a
+// writer that left them unset) are filled as DuckDB's backfill does.
+func keepChangesParquet(t whsql.Table, srcs string) string {
+	cmp := quoteList(t.CompareCols())
+	fs, ch, ex, del := quote(whsql.ColFirstSeenAt), quote(whsql.ColChangedAt), quote(whsql.ColExtractedAt), quote(whsql.ColDeletedAt)
+	return fmt.Sprintf(`SELECT * EXCLUDE (_r, _prev) REPLACE (
+			CASE WHEN _o = 1 AND _prev._o = 0 THEN coalesce(_prev.fs, _prev.ex) ELSE coalesce(%[1]s, %[3]s) END AS %[1]s,
+			CASE WHEN _o = 1 AND _prev._o = 0
+				THEN CASE WHEN _prev.v IS NOT DISTINCT FROM row(%[4]s) THEN coalesce(_prev.ch, _prev.del, _prev.ex) ELSE %[3]s END
+				ELSE coalesce(%[2]s, %[5]s, %[3]s) END AS %[2]s)
+		FROM (
+			SELECT *, first_value(struct_pack(_o := _o, fs := %[1]s, ch := %[2]s, ex := %[3]s, del := %[5]s, v := row(%[4]s)))
+				OVER (PARTITION BY %[6]s ORDER BY _o, %[7]s DESC, _r DESC) AS _prev
+			FROM (%[8]s)
+			QUALIFY row_number() OVER (PARTITION BY %[6]s ORDER BY %[7]s DESC, _o DESC, _r DESC) = 1
+		)`, fs, ch, ex, cmp, del, quoteList(t.Key), quote(t.Version), srcs)
 }
 
 // writeStaged writes recs to name (an unpublished file of the staging area).

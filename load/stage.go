@@ -168,7 +168,9 @@ func stageParquet(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowR
 // stageAppender creates the temp table stg like t and appends recs row by
 // row through DuckDB's Appender, flushing every appenderFlushRows rows.
 func stageAppender(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord, stg string) error {
-	if err := exec(ctx, c, fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT * FROM %s LIMIT 0`, stg, t.Name)); err != nil {
+	// The schema's column order (the appender's), which a migrated
+	// warehouse's table need not have (ALTER TABLE ADD COLUMN appends).
+	if err := exec(ctx, c, fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT %s FROM %s LIMIT 0`, stg, quoteList(t.Columns()), t.Name)); err != nil {
 		return err
 	}
 	return c.Raw(func(dc any) error {

@@ -31,8 +31,12 @@ func softDelete(ctx context.Context, c *sql.Conn, del Delete) (int64, error) {
 	if del.ByContact {
 		idCol = "contact_id"
 	}
-	return execN(ctx, c, fmt.Sprintf(`UPDATE %s SET %s = ? WHERE %s = ? AND %s IS NULL AND %s IN (SELECT unnest(from_json(?::JSON, '["VARCHAR"]')))`,
-		t.Name, quote(whsql.ColDeletedAt), quote(whsql.ColSource), quote(whsql.ColDeletedAt), quote(idCol)),
+	set := quote(whsql.ColDeletedAt) + " = $1"
+	if t.TracksChanges() {
+		set += ", " + quote(whsql.ColChangedAt) + " = $1" // a soft delete changes the row
+	}
+	return execN(ctx, c, fmt.Sprintf(`UPDATE %s SET %s WHERE %s = $2 AND %s IS NULL AND %s IN (SELECT unnest(from_json($3::JSON, '["VARCHAR"]')))`,
+		t.Name, set, quote(whsql.ColSource), quote(whsql.ColDeletedAt), quote(idCol)),
 		del.At.UTC(), del.Source, string(ids))
 }
 

@@ -26,6 +26,11 @@ const (
 	ColRunID       = "_run_id"
 	ColExtractedAt = "_extracted_at"
 	ColDeletedAt   = "_deleted_at"
+	// The change columns of the data tables (see Table.CompareCols):
+	// when the key was first written, and the _extracted_at of the write
+	// that last changed a value (or the time a soft delete set it).
+	ColFirstSeenAt = "_first_seen_at"
+	ColChangedAt   = "_changed_at"
 )
 
 // Table describes one warehouse table: its Arrow schema, its key columns
@@ -135,6 +140,13 @@ func build(name string, tm *TableMap) Table {
 	for i := range tm.Columns[split:] {
 		add(&tm.Columns[split+i])
 	}
+	// The change columns come last, where ALTER TABLE ADD COLUMN puts them
+	// in a warehouse of an older version.
+	for _, name := range []string{ColFirstSeenAt, ColChangedAt} {
+		fields = append(fields, f(name, ts, true))
+		t.Cols = append(t.Cols, nil)
+		t.Docs = append(t.Docs, systemDocs[name])
+	}
 	t.Schema = arrow.NewSchema(fields, nil)
 	return t
 }
@@ -145,6 +157,29 @@ var systemDocs = map[string]string{
 	ColRunID:       "The run that wrote the row.",
 	ColExtractedAt: "When the run read the record (newest wins).",
 	ColDeletedAt:   "When the record was found deleted upstream (soft delete); NULL while it exists.",
+	ColFirstSeenAt: "When the key was first written (NULL for rows of a Parquet file written before the column existed).",
+	ColChangedAt:   "The _extracted_at of the write that last changed a value of the row (derived-at-extraction columns such as tasks.status aside), or when _deleted_at was set; a re-read with equal values keeps it.",
+}
+
+// TracksChanges reports whether t carries _first_seen_at and _changed_at
+// (the data tables).
+func (t Table) TracksChanges() bool {
+	_, ok := t.Schema.FieldsByName(ColChangedAt)
+	return ok
+}
+
+// CompareCols are the columns a write is compared on to tell whether it
+// changed the stored row: every mapped column except those derived from
+// the clock at extraction (compute: task_status, i.e. tasks.status), and
+// _deleted_at (a write of a soft-deleted key undeletes it).
+func (t Table) CompareCols() []string {
+	var out []string
+	for i, c := range t.Cols {
+		if c != nil && c.Compute != ComputeTaskStatus {
+			out = append(out, t.Schema.Field(i).Name)
+		}
+	}
+	return append(out, ColDeletedAt)
 }
 
 // withDocs sets the descriptions of a table with a fixed schema.

@@ -240,3 +240,46 @@ FROM (
 ) r
 GROUP BY _source, _location_id, kind, resource, field, reason
 ORDER BY _source, _location_id, kind, resource, field, reason;
+
+-- The last change of every row of the data tables: one row per (table_name,
+-- _source, id) with kind 'new' (its last change is its first write),
+-- 'changed' (a write changed a value) or 'deleted' (soft-deleted), changed_at (its
+-- _changed_at) and run_id (the run whose write made the change; NULL when a
+-- later run re-read it unchanged, and for deletes). A re-read that changes
+-- no value (tasks.status, derived from the clock, aside) moves neither, so
+-- `SELECT * FROM changes_since(ts)` lists what changed at or after ts: a
+-- run's writes carry its start (_extracted_at), so changes_since(a run's
+-- started_at) includes that run's changes. Rows of
+-- Parquet files written before the change columns existed count as changed
+-- when last read (or deleted).
+CREATE OR REPLACE VIEW changes AS
+SELECT table_name, _source, _location_id, id, contact_id,
+       CASE WHEN _deleted_at IS NOT NULL AND changed_at = _deleted_at THEN 'deleted'
+            WHEN changed_at = coalesce(_first_seen_at, _extracted_at) THEN 'new'
+            ELSE 'changed' END AS kind,
+       changed_at,
+       CASE WHEN (_deleted_at IS NULL OR changed_at <> _deleted_at) AND changed_at = _extracted_at THEN _run_id END AS run_id
+FROM (
+    SELECT *, coalesce(_changed_at, _deleted_at, _extracted_at) AS changed_at
+    FROM (
+        SELECT 'contacts' AS table_name, _source, _location_id, contact_id AS id, contact_id,
+               _first_seen_at, _changed_at, _deleted_at, _extracted_at, _run_id
+        FROM contacts
+        UNION ALL
+        SELECT 'tasks' AS table_name, _source, _location_id, task_id AS id, contact_id,
+               _first_seen_at, _changed_at, _deleted_at, _extracted_at, _run_id
+        FROM tasks
+        UNION ALL
+        SELECT 'notes' AS table_name, _source, _location_id, note_id AS id, contact_id,
+               _first_seen_at, _changed_at, _deleted_at, _extracted_at, _run_id
+        FROM notes
+        UNION ALL
+        SELECT 'appointments' AS table_name, _source, _location_id, appointment_id AS id, contact_id,
+               _first_seen_at, _changed_at, _deleted_at, _extracted_at, _run_id
+        FROM appointments
+    ) u
+) c;
+
+CREATE OR REPLACE MACRO changes_since(ts) AS TABLE
+SELECT * FROM changes WHERE changed_at >= ts
+ORDER BY changed_at, table_name, _source, id;

@@ -606,7 +606,9 @@ func appendSystem(fb array.Builder, name string, s *Stage) {
 		fb.(*array.StringBuilder).Append(s.loc)
 	case whsql.ColRunID:
 		fb.(*array.StringBuilder).Append(s.cfg.RunID)
-	case whsql.ColExtractedAt:
+	case whsql.ColExtractedAt, whsql.ColFirstSeenAt, whsql.ColChangedAt:
+		// A new key was first seen and changed when read; the sinks keep
+		// the stored _first_seen_at (and _changed_at when no value changed).
 		fb.(*array.TimestampBuilder).Append(arrow.Timestamp(s.cfg.ExtractedAt.UnixMicro()))
 	default:
 		fb.AppendNull()

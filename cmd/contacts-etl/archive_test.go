@@ -140,7 +140,8 @@ func lastRunID(t *testing.T, path string) string {
 }
 
 // snapshot reads the tables of a warehouse (deletion as a flag: its time
-// is the clock's) and its state per location.
+// is the clock's, and so is _changed_at when the deletion set it) and its
+// state per location.
 func snapshot(t *testing.T, srv *sim.Server, cfg Config) (map[string]map[string]map[string]any, []load.LocationStatus) {
 	t.Helper()
 	ctx := context.Background()
@@ -154,6 +155,11 @@ func snapshot(t *testing.T, srv *sim.Server, cfg Config) (map[string]map[string]
 		rows := truth.ReadTable(t, db, table, cfg.Source)
 		tables[table] = map[string]map[string]any{}
 		for id, r := range rows {
+			if del, ok := r["_deleted_at"].(time.Time); ok {
+				if ch, ok := r["_changed_at"].(time.Time); ok && ch.Equal(del) {
+					r["_changed_at"] = "when deleted"
+				}
+			}
 			r["_deleted_at"] = r["_deleted_at"] != nil
 			tables[table][id] = r
 		}
