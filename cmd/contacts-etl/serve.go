@@ -30,6 +30,7 @@ type serveFlags struct {
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sf := serveFlags{listen: "127.0.0.1:8080", applyEvery: webhook.DefaultApplyEvery, maxBody: webhook.DefaultMaxBody,
 		maxPending: webhook.DefaultMaxPending, maxLag: webhook.DefaultMaxLag}
+	var logFormat string
 	cfg, err := parseValidConfig("serve", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&sf.listen, "listen", sf.listen, "address to receive webhooks on (POST any path; GET /healthz, /readyz)")
 		fs.DurationVar(&sf.applyEvery, "apply-every", sf.applyEvery, "apply received events this often, as one targeted run")
@@ -37,11 +38,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Int64Var(&sf.maxBody, "max-body", sf.maxBody, "largest webhook body in bytes (larger: 413)")
 		fs.IntVar(&sf.maxPending, "max-pending", sf.maxPending, "unapplied events the inbox holds before answering 429")
 		fs.DurationVar(&sf.maxLag, "max-lag", sf.maxLag, "answer 429 while the oldest unapplied event is older than this")
+		fs.StringVar(&logFormat, "log-format", "", "text or json (default: text on a terminal, json otherwise)")
 	})
 	if err != nil {
 		return err
 	}
 	if cfg, err = cfg.single("serve"); err != nil {
+		return err
+	}
+	if err := (reportFlags{LogFormat: logFormat}).validate(); err != nil {
 		return err
 	}
 	if sf.applyEvery <= 0 {
@@ -61,7 +66,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError{err}
 		}
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	log := newReportLogger(stderr, cfg.LogLevel, logFormat)
 	zone, err := time.LoadLocation(cfg.NaiveTimeZone)
 	if err != nil {
 		return usageError{fmt.Errorf("naive time zone: %w", err)}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -207,4 +208,20 @@ func TestServeEndToEnd(t *testing.T) {
 	// The next scheduled run brings all.
 	runOnce("--sweep-runs", "1")
 	truth.CompareWarehouse(t, srv, path, "sim", srv.Locations())
+}
+
+// serve takes --log-format like run; a bad one is a usage error before it
+// listens or opens anything.
+func TestServeLogFormat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	var out, errb bytes.Buffer
+	code := dispatch(context.Background(), []string{"serve", "--auth", "static", "--source", "sim",
+		"--base-url", "http://127.0.0.1:1", "--locations", "loc-0001", "--warehouse", path,
+		"--listen", "127.0.0.1:0", "--log-format", "xml"}, &out, &errb)
+	if code != exitUsage || !strings.Contains(errb.String(), "log format") {
+		t.Fatalf("exit %d, want %d; stderr: %s", code, exitUsage, errb.String())
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Error("a usage error created the warehouse")
+	}
 }
