@@ -200,7 +200,7 @@ func withDocs(t Table, docs map[string]string) Table {
 var CustomFieldDefinitions = withDocs(Table{
 	Name:        "custom_field_definitions",
 	Description: "The custom fields each location defines (GET /locations/{locationId}/customFields).",
-	Schema: arrow.NewSchema([]arrow.Field{
+	Schema: schema(
 		f("field_id", str, false),
 		f("name", str, true),
 		f("field_key", str, true),
@@ -209,12 +209,7 @@ var CustomFieldDefinitions = withDocs(Table{
 		f("placeholder", str, true),
 		f("options", strs, true),
 		f("position", i64, true),
-		f(ColSource, str, false),
-		f(ColLocationID, str, false),
-		f(ColRunID, str, false),
-		f(ColExtractedAt, ts, false),
-		f(ColDeletedAt, ts, true),
-	}, nil),
+	),
 	Key:     []string{ColSource, ColLocationID, "field_id"},
 	Version: ColExtractedAt,
 }, map[string]string{
@@ -231,7 +226,7 @@ var CustomFieldDefinitions = withDocs(Table{
 var ContactCustomFields = withDocs(Table{
 	Name:        "contact_custom_fields",
 	Description: "One row per custom field value of a contact; replaced with the contact.",
-	Schema: arrow.NewSchema([]arrow.Field{
+	Schema: schema(
 		f("contact_id", str, false),
 		f("field_id", str, false),
 		f("field_key", str, true),
@@ -243,12 +238,7 @@ var ContactCustomFields = withDocs(Table{
 		f("value_date", date, true),
 		f("value_bool", bln, true),
 		f("value_list", strs, true),
-		f(ColSource, str, false),
-		f(ColLocationID, str, false),
-		f(ColRunID, str, false),
-		f(ColExtractedAt, ts, false),
-		f(ColDeletedAt, ts, true),
-	}, nil),
+	),
 	Key:              []string{ColSource, "contact_id", "field_id"},
 	Version:          ColExtractedAt,
 	ReplaceByContact: true,
