@@ -165,6 +165,21 @@ func cmdSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
+// openExisting opens, for reading, the warehouse of kind at path, which
+// must exist (query and report never create one).
+func openExisting(ctx context.Context, kind, path string) (*dsql.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("warehouse: %w", err)
+	}
+	cfg := defaultConfig()
+	cfg.Warehouse.Type, cfg.Warehouse.Path = kind, path
+	db, err := openWarehouse(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open warehouse: %w", err)
+	}
+	return db, nil
+}
+
 // openWarehouse opens a warehouse for reading, as an analyst would: a
 // DuckDB file read-only, or a Parquet tree through the views the sink
 // writes beside it, in an in-memory DuckDB.

@@ -82,14 +82,9 @@ func cmdQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return usageError{fmt.Errorf("format %q: want table, csv, json or parquet", *format)}
 	}
-	if _, err := os.Stat(*path); err != nil {
-		return fmt.Errorf("warehouse: %w", err)
-	}
-	cfg := defaultConfig()
-	cfg.Warehouse.Type, cfg.Warehouse.Path = *kind, *path
-	db, err := openWarehouse(ctx, cfg)
+	db, err := openExisting(ctx, *kind, *path)
 	if err != nil {
-		return fmt.Errorf("open warehouse: %w", err)
+		return err
 	}
 	defer db.Close()
 	if err := selectOnly(ctx, db, query); err != nil {

@@ -63,14 +63,9 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *kind != pipeline.WarehouseDuckDB && *kind != pipeline.WarehouseParquet {
 		return usageError{fmt.Errorf("warehouse type %q: want duckdb or parquet", *kind)}
 	}
-	if _, err := os.Stat(*path); err != nil {
-		return fmt.Errorf("warehouse: %w", err)
-	}
-	cfg := defaultConfig()
-	cfg.Warehouse.Type, cfg.Warehouse.Path = *kind, *path
-	db, err := openWarehouse(ctx, cfg)
+	db, err := openExisting(ctx, *kind, *path)
 	if err != nil {
-		return fmt.Errorf("open warehouse: %w", err)
+		return err
 	}
 	defer db.Close()
 	runs, err := readReportRuns(ctx, db, *source, *last)
