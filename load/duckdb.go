@@ -201,22 +201,26 @@ func (d *DuckDB) SetDeleted(ctx context.Context, table, source string, ids []str
 
 // session opens the file (waiting for other holders), migrates it, runs fn
 // on one connection and closes the file again.
+//
+// The file is attached to an in-memory database with a row group size of
+// rowGroupRows and made the default catalog (USE), so every statement names
+// its tables as before. Closing checkpoints the file, and a checkpoint
+// rewrites the last, partly filled row group of each table a commit
+// appended to: with DuckDB's default of 122,880 rows per group, a table
+// growing by 15k rows a commit had its last group rewritten eight times
+// over, and that cost grew with the table (250k contacts in 20 commits:
+// 11.2 s of checkpoints; with 16,384-row groups 3.6 s).
 func (d *DuckDB) session(ctx context.Context, fn func(*sql.Conn) error) (err error) {
 	release, err := acquireFile(ctx, d.path)
 	if err != nil {
 		return err
 	}
 	defer release()
-	var connector *duckdb.Connector
-	err = retryLocked(ctx, d.path, d.cfg.lockTimeout, d.cfg.log, func() error {
-		var err error
-		connector, err = duckdb.NewConnector(d.path, d.initConn)
-		return err
-	})
+	connector, err := duckdb.NewConnector("", d.initConn)
 	if err != nil {
-		return err
+		return fmt.Errorf("open DuckDB: %w", err)
 	}
-	db := sql.OpenDB(connector) // closing db closes the connector, which closes the file
+	db := sql.OpenDB(connector) // closing db closes the in-memory database and detaches (checkpoints) the file
 	defer func() {
 		if cerr := db.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close %s: %w", d.path, cerr)
@@ -227,11 +231,37 @@ func (d *DuckDB) session(ctx context.Context, fn func(*sql.Conn) error) (err err
 		return fmt.Errorf("connect %s: %w", d.path, err)
 	}
 	defer conn.Close()
+	err = retryLocked(ctx, d.path, d.cfg.lockTimeout, d.cfg.log, func() error {
+		return exec(ctx, conn, fmt.Sprintf(`ATTACH %s AS %s (ROW_GROUP_SIZE %d)`, sqlString(d.path), warehouseCatalog, rowGroupRows))
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Detach before the connection goes back: the checkpoint's error
+		// is the close's error.
+		if derr := exec(context.WithoutCancel(ctx), conn, `USE memory; DETACH `+warehouseCatalog); derr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", d.path, derr)
+		}
+	}()
+	if err := exec(ctx, conn, `USE `+warehouseCatalog); err != nil {
+		return fmt.Errorf("use %s: %w", d.path, err)
+	}
 	if err := d.migrate(ctx, conn); err != nil {
 		return fmt.Errorf("migrate %s: %w", d.path, err)
 	}
 	return fn(conn)
 }
+
+// warehouseCatalog is the name the warehouse file is attached under in a
+// session (the default catalog while it lasts).
+const warehouseCatalog = "warehouse"
+
+// rowGroupRows is the row group size of the tables a session writes. A
+// commit of 16 MiB holds about 15k contacts; groups near that size are
+// rewritten once or twice by the checkpoints after them, not eight times.
+// Scans and zone maps work per group as with the default.
+const rowGroupRows = 16_384
 
 // initConn applies the sink's DuckDB settings to a new connection.
 func (d *DuckDB) initConn(ex driver.ExecerContext) error {
@@ -242,6 +272,9 @@ func (d *DuckDB) initConn(ex driver.ExecerContext) error {
 	if d.cfg.duckMemory != "" {
 		set = append(set, "SET memory_limit = "+sqlString(d.cfg.duckMemory))
 	}
+	// Spill beside the file, as a file-backed database does by default (an
+	// in-memory one would spill to .tmp in the working directory).
+	set = append(set, "SET temp_directory = "+sqlString(d.path+".tmp"))
 	for _, q := range set {
 		if _, err := ex.ExecContext(context.Background(), q, nil); err != nil {
 			return fmt.Errorf("%s: %w", q, err)
@@ -253,6 +286,14 @@ func (d *DuckDB) initConn(ex driver.ExecerContext) error {
 // migrate creates the tables if needed, checks the schema version and, on
 // this sink's first session, (re)creates the views.
 func (d *DuckDB) migrate(ctx context.Context, c *sql.Conn) error {
+	if d.migrated {
+		// This sink created or migrated the tables in an earlier session:
+		// unless another exporter changed the schema since, that holds.
+		var v int
+		if err := c.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&v); err == nil && v == whsql.SchemaVersion {
+			return nil
+		}
+	}
 	return inTx(ctx, c, func() error {
 		if !d.migrated {
 			if err := renameColumns(ctx, c); err != nil {
@@ -367,9 +408,97 @@ func (d *DuckDB) load(ctx context.Context, c *sql.Conn, t whsql.Table, recs []ar
 }
 
 // merge stages recs of t and merges them into t.
+//
+// A keyed table first stages only its keys and versions, and looks at them
+// (overlap): when no staged key is stored nor staged twice, as in a first
+// load, the records are inserted straight from their Arrow view, without a
+// staging copy and without the statements that read the whole table.
 func (d *DuckDB) merge(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord) (TableStats, error) {
 	stg := "stg_" + t.Name
-	var ts TableStats
+	ts := TableStats{Staged: rowCount(recs)}
+	cols := quoteList(t.Columns())
+	if len(t.Key) == 0 {
+		if err := d.stage(ctx, c, t, recs, stg); err != nil {
+			return ts, err
+		}
+		n, err := execN(ctx, c, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s`, t.Name, cols, cols, stg))
+		if err != nil {
+			return ts, fmt.Errorf("append: %w", err)
+		}
+		ts.Written = n
+		return ts, dropTable(ctx, c, stg)
+	}
+	keys := stg + "_keys"
+	if err := stageKeys(ctx, c, t, recs, keys); err != nil {
+		return ts, fmt.Errorf("stage keys: %w", err)
+	}
+	ov, err := overlap(ctx, c, t, keys)
+	if err != nil {
+		return ts, fmt.Errorf("merge overlap: %w", err)
+	}
+	if ov.stored == 0 && !ov.dupKeys && d.cfg.ingest == IngestArrow {
+		ts.Written, err = insertArrow(ctx, c, t, recs)
+		if err != nil {
+			return ts, fmt.Errorf("insert: %w", err)
+		}
+	} else if ts.Replaced, ts.Written, err = d.mergeStaged(ctx, c, t, recs, stg, ov); err != nil {
+		return ts, err
+	}
+	if t.Name == whsql.Contacts.Name {
+		if err := exec(ctx, c, fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s AS SELECT %s, contact_id, %s FROM %s`,
+			writtenContacts, quote(whsql.ColSource), quote(t.Version), keys)); err != nil {
+			return ts, fmt.Errorf("keep contact keys: %w", err)
+		}
+	}
+	return ts, dropTable(ctx, c, keys)
+}
+
+// mergeStaged stages recs of t whole and merges them by key: the newest
+// staged row of a key (by version) replaces the stored row unless that is
+// newer.
+//
+// Not one MERGE INTO (DuckDB 1.4+; it needs the same QUALIFY on the
+// source): on 1.5.6, stage + merge of 100k rows (half updates) into 1M with
+// a LIST column took 1.2-1.9 s, against 0.8-0.9 s for this delete + insert
+// (BenchmarkMergeStatements), with the same outcome.
+func (d *DuckDB) mergeStaged(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord, stg string, ov stageOverlap) (replaced, written int64, err error) {
+	if err := d.stage(ctx, c, t, recs, stg); err != nil {
+		return 0, 0, err
+	}
+	cols := quoteList(t.Columns())
+	from := stg
+	if ov.dupKeys {
+		from = fmt.Sprintf(`(SELECT * FROM %s QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s DESC, rowid DESC) = 1)`,
+			stg, quoteList(t.Key), quote(t.Version))
+	}
+	if ov.stored == 0 {
+		written, err = execN(ctx, c, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s`, t.Name, cols, insertList(t), from))
+		if err != nil {
+			return 0, 0, fmt.Errorf("merge insert: %w", err)
+		}
+		return 0, written, dropTable(ctx, c, stg)
+	}
+	match := keyMatch(t.Key, t.Name, "s")
+	if t.TracksChanges() {
+		if err := exec(ctx, c, keepChangesSQL(t, stg)); err != nil {
+			return 0, 0, fmt.Errorf("merge change columns: %w", err)
+		}
+	}
+	replaced, err = execN(ctx, c, fmt.Sprintf(`DELETE FROM %s USING %s s WHERE %s AND %s.%s <= s.%s`,
+		t.Name, stg, match, t.Name, quote(t.Version), quote(t.Version)))
+	if err != nil {
+		return 0, 0, fmt.Errorf("merge delete: %w", err)
+	}
+	written, err = execN(ctx, c, fmt.Sprintf(`INSERT INTO %[1]s (%[2]s) SELECT %[3]s FROM %[4]s s
+		WHERE NOT EXISTS (SELECT 1 FROM %[1]s WHERE %[5]s)`, t.Name, cols, insertList(t), from, match))
+	if err != nil {
+		return 0, 0, fmt.Errorf("merge insert: %w", err)
+	}
+	return replaced, written, dropTable(ctx, c, stg)
+}
+
+// stage copies recs of t into the temp table stg by the sink's ingest path.
+func (d *DuckDB) stage(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord, stg string) error {
 	var err error
 	switch d.cfg.ingest {
 	case IngestArrow:
@@ -382,60 +511,24 @@ func (d *DuckDB) merge(ctx context.Context, c *sql.Conn, t whsql.Table, recs []a
 		err = fmt.Errorf("unknown ingest %v", d.cfg.ingest)
 	}
 	if err != nil {
-		return ts, fmt.Errorf("stage (%s): %w", d.cfg.ingest, err)
+		return fmt.Errorf("stage (%s): %w", d.cfg.ingest, err)
 	}
-	ts.Staged = rowCount(recs)
-	cols := quoteList(t.Columns())
-	if len(t.Key) == 0 {
-		n, err := execN(ctx, c, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s`, t.Name, cols, cols, stg))
-		if err != nil {
-			return ts, fmt.Errorf("append: %w", err)
-		}
-		ts.Written = n
-	} else {
-		// Not one MERGE INTO (DuckDB 1.4+; it needs the same QUALIFY on the
-		// source): on 1.5.6, stage + merge of 100k rows (half updates) into
-		// 1M with a LIST column took 1.2-1.9 s, against 0.8-0.9 s for this
-		// delete + insert (BenchmarkMergeStatements), with the same outcome.
-		match := keyMatch(t.Key, t.Name, "s")
-		if t.TracksChanges() {
-			if err := exec(ctx, c, keepChangesSQL(t, stg)); err != nil {
-				return ts, fmt.Errorf("merge change columns: %w", err)
-			}
-		}
-		ts.Replaced, err = execN(ctx, c, fmt.Sprintf(`DELETE FROM %s USING %s s WHERE %s AND %s.%s <= s.%s`,
-			t.Name, stg, match, t.Name, quote(t.Version), quote(t.Version)))
-		if err != nil {
-			return ts, fmt.Errorf("merge delete: %w", err)
-		}
-		ts.Written, err = execN(ctx, c, fmt.Sprintf(`INSERT INTO %[1]s (%[2]s)
-			SELECT %[2]s FROM (
-				SELECT %[2]s FROM %[3]s
-				QUALIFY row_number() OVER (PARTITION BY %[4]s ORDER BY %[5]s DESC, rowid DESC) = 1
-			) s
-			WHERE NOT EXISTS (SELECT 1 FROM %[1]s WHERE %[6]s)`,
-			t.Name, cols, stg, quoteList(t.Key), quote(t.Version), keyMatch(t.Key, t.Name, "s")))
-		if err != nil {
-			return ts, fmt.Errorf("merge insert: %w", err)
-		}
+	return nil
+}
+
+func dropTable(ctx context.Context, c *sql.Conn, name string) error {
+	if err := exec(ctx, c, `DROP TABLE `+name); err != nil {
+		return fmt.Errorf("drop %s: %w", name, err)
 	}
-	if t.Name == whsql.Contacts.Name {
-		if err := exec(ctx, c, fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s AS SELECT %s, contact_id, %s FROM %s`,
-			writtenContacts, quote(whsql.ColSource), quote(t.Version), stg)); err != nil {
-			return ts, fmt.Errorf("keep contact keys: %w", err)
-		}
-	}
-	if err := exec(ctx, c, `DROP TABLE `+stg); err != nil {
-		return ts, fmt.Errorf("drop staging: %w", err)
-	}
-	return ts, nil
+	return nil
 }
 
 // keepChangesSQL updates the staged rows of t (in stg) of keys already
 // stored, not older than the stored row: they keep its _first_seen_at, and
 // its _changed_at when their compared values (CompareCols) equal its
-// values; else they changed when read. Rows whose change columns are NULL
-// (a new key from a writer that left them unset) get _extracted_at.
+// values; else they changed when read. Rows whose change columns are still
+// NULL (new keys, from a writer that left them unset) get _extracted_at as
+// they are inserted (insertList).
 func keepChangesSQL(t whsql.Table, stg string) string {
 	cmp := t.CompareCols()
 	sv, tv := make([]string, len(cmp)), make([]string, len(cmp))
@@ -445,9 +538,40 @@ func keepChangesSQL(t whsql.Table, stg string) string {
 	fs, ch, ex := quote(whsql.ColFirstSeenAt), quote(whsql.ColChangedAt), quote(whsql.ColExtractedAt)
 	return fmt.Sprintf(`UPDATE %[1]s s SET %[2]s = coalesce(t.%[2]s, t.%[4]s),
 			%[3]s = CASE WHEN row(%[5]s) IS NOT DISTINCT FROM row(%[6]s) THEN coalesce(t.%[3]s, t.%[4]s) ELSE s.%[4]s END
-		FROM %[7]s t WHERE %[8]s AND t.%[9]s <= s.%[9]s;
-		UPDATE %[1]s SET %[2]s = coalesce(%[2]s, %[4]s), %[3]s = coalesce(%[3]s, %[4]s) WHERE %[2]s IS NULL OR %[3]s IS NULL`,
+		FROM %[7]s t WHERE %[8]s AND t.%[9]s <= s.%[9]s`,
 		stg, fs, ch, ex, strings.Join(sv, ", "), strings.Join(tv, ", "), quote(t.Name), keyMatch(t.Key, "t", "s"), quote(t.Version))
+}
+
+// insertList is the select list that inserts t's columns from a staged row
+// s: as staged, except NULL change columns, which become _extracted_at.
+func insertList(t whsql.Table) string {
+	cols := t.Columns()
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = "s." + quote(c)
+		if t.TracksChanges() && (c == whsql.ColFirstSeenAt || c == whsql.ColChangedAt) {
+			out[i] = fmt.Sprintf("coalesce(s.%s, s.%s)", quote(c), quote(whsql.ColExtractedAt))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// stageOverlap is what a merge needs to know of its staged rows first.
+type stageOverlap struct {
+	stored  int64 // staged rows whose key is stored
+	dupKeys bool  // a key is staged more than once
+}
+
+// overlap reads the target's key columns once, and the staged keys (keys,
+// from stageKeys).
+func overlap(ctx context.Context, c *sql.Conn, t whsql.Table, stg string) (stageOverlap, error) {
+	var ov stageOverlap
+	keys := quoteList(t.Key)
+	err := c.QueryRowContext(ctx, fmt.Sprintf(`SELECT
+			(SELECT count(*) FROM %[1]s s WHERE EXISTS (SELECT 1 FROM %[2]s WHERE %[3]s)),
+			(SELECT count(*) FROM %[1]s) > (SELECT count(*) FROM (SELECT DISTINCT %[4]s FROM %[1]s))`,
+		stg, quote(t.Name), keyMatch(t.Key, quote(t.Name), "s"), keys)).Scan(&ov.stored, &ov.dupKeys)
+	return ov, err
 }
 
 // inTx runs fn between BEGIN and COMMIT on c, rolling back if fn fails.

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -79,11 +81,67 @@ func driverExec(ctx context.Context, dc any, q string) error {
 }
 
 // stageArrow exposes recs to DuckDB as an Arrow view (zero copy) and
-// materialises it into the temp table stg. The view can be scanned only
-// once, and its stream must stay allocated until the scan is over: the view
-// is dropped before the stream is released.
+// materialises it into the temp table stg.
 func stageArrow(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord, stg string) error {
-	return c.Raw(func(dc any) error {
+	_, err := scanArrow(ctx, c, t.Schema, recs, func(view string) string {
+		return fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT * FROM %s`, stg, view)
+	})
+	return err
+}
+
+// insertArrow inserts recs of t into t straight from their Arrow view
+// (insertList fills NULL change columns).
+func insertArrow(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord) (int64, error) {
+	return scanArrow(ctx, c, t.Schema, recs, func(view string) string {
+		return fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s`, quote(t.Name), quoteList(t.Columns()), insertList(t), view)
+	})
+}
+
+// stageKeys stages the key and version columns of recs of t into the temp
+// table stg (for overlap and the written contacts).
+func stageKeys(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord, stg string) error {
+	names := append(slices.Clone(t.Key), t.Version)
+	idx := make([]int, len(names))
+	fields := make([]arrow.Field, len(names))
+	for i, n := range names {
+		is := t.Schema.FieldIndices(n)
+		if len(is) != 1 {
+			return fmt.Errorf("%s: no column %s", t.Name, n)
+		}
+		idx[i], fields[i] = is[0], t.Schema.Field(is[0])
+	}
+	schema := arrow.NewSchema(fields, nil)
+	proj := make([]arrowRecord, len(recs))
+	for i, r := range recs {
+		cols := make([]arrow.Array, len(idx))
+		for j, k := range idx {
+			cols[j] = r.Column(k)
+		}
+		proj[i] = array.NewRecordBatch(schema, cols, r.NumRows())
+	}
+	defer func() {
+		for _, r := range proj {
+			r.Release()
+		}
+	}()
+	_, err := scanArrow(ctx, c, schema, proj, func(view string) string {
+		return fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT * FROM %s`, stg, view)
+	})
+	return err
+}
+
+// arrowViews numbers the Arrow views of this process, so that no two have
+// one name.
+var arrowViews atomic.Int64
+
+// scanArrow exposes recs (of schema) to DuckDB as an Arrow view (zero copy)
+// and runs the statement q(view) over it, returning the rows it affected.
+// The view can be scanned only once, and its stream must stay allocated
+// until the scan is over: the view is dropped before the stream is
+// released.
+func scanArrow(ctx context.Context, c *sql.Conn, schema *arrow.Schema, recs []arrowRecord, q func(view string) string) (int64, error) {
+	var n int64
+	err := c.Raw(func(dc any) error {
 		dconn, ok := dc.(driver.Conn)
 		if !ok {
 			return errors.New("not a driver connection")
@@ -92,18 +150,26 @@ func stageArrow(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRec
 		if err != nil {
 			return err
 		}
-		rr := &scanOnce{schema: t.Schema, recs: recs}
+		rr := &scanOnce{schema: schema, recs: recs}
 		defer rr.forget()
-		view := stg + "_arrow"
+		view := fmt.Sprintf("arrow_scan_%d", arrowViews.Add(1))
 		release, err := ar.RegisterView(rr, view)
 		if err != nil {
 			return fmt.Errorf("register arrow view: %w", err)
 		}
 		defer release()
-		cerr := driverExec(ctx, dc, fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT * FROM %s`, stg, view))
+		ex, ok := dc.(driver.ExecerContext)
+		if !ok {
+			return errors.New("driver connection cannot exec")
+		}
+		res, cerr := ex.ExecContext(ctx, q(view), nil)
+		if cerr == nil {
+			n, cerr = res.RowsAffected()
+		}
 		derr := driverExec(context.WithoutCancel(ctx), dc, `DROP VIEW IF EXISTS `+view)
 		return errors.Join(cerr, derr)
 	})
+	return n, err
 }
 
 // scanOnce is the RecordReader handed to DuckDB's Arrow scan. DuckDB never
