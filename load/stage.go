@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	whsql "github.com/contacts-etl/contacts-etl/sql"
@@ -126,6 +127,23 @@ func stageKeys(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowReco
 	}()
 	_, err := scanArrow(ctx, c, schema, proj, func(view string) string {
 		return fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT * FROM %s`, stg, view)
+	})
+	return err
+}
+
+// stageStrings creates the temp table name with one VARCHAR column, id,
+// holding ids.
+func stageStrings(ctx context.Context, c *sql.Conn, name string, ids []string) error {
+	b := array.NewStringBuilder(memory.DefaultAllocator)
+	defer b.Release()
+	b.AppendValues(ids, nil)
+	col := b.NewArray()
+	defer col.Release()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.BinaryTypes.String}}, nil)
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(len(ids)))
+	defer rec.Release()
+	_, err := scanArrow(ctx, c, schema, []arrowRecord{rec}, func(view string) string {
+		return fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT * FROM %s`, name, view)
 	})
 	return err
 }

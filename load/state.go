@@ -73,18 +73,21 @@ func writeState(ctx context.Context, c *sql.Conn, cm *Commit) error {
 		if len(s.ContactIDs) == 0 {
 			continue
 		}
-		ids, err := json.Marshal(s.ContactIDs)
-		if err != nil {
-			return err
+		// The ids go in once, as an Arrow column (a JSON list parsed by
+		// each statement cost 90 ms per 15k ids).
+		if err := stageStrings(ctx, c, "swept_ids", s.ContactIDs); err != nil {
+			return fmt.Errorf("sweeps: %w", err)
 		}
 		if err := exec(ctx, c, `DELETE FROM sweeps WHERE source = ? AND location_id = ?
-			AND contact_id IN (SELECT unnest(from_json(?::JSON, '["VARCHAR"]')))`, s.Source, s.LocationID, string(ids)); err != nil {
+			AND contact_id IN (SELECT id FROM swept_ids)`, s.Source, s.LocationID); err != nil {
 			return fmt.Errorf("sweeps: %w", err)
 		}
 		if err := exec(ctx, c, `INSERT INTO sweeps SELECT ?::VARCHAR, ?::VARCHAR, id, ?::TIMESTAMPTZ, ?::VARCHAR FROM
-			(SELECT DISTINCT unnest(from_json(?::JSON, '["VARCHAR"]')) AS id)`,
-			s.Source, s.LocationID, s.At.UTC(), s.RunID, string(ids)); err != nil {
+			(SELECT DISTINCT id FROM swept_ids)`, s.Source, s.LocationID, s.At.UTC(), s.RunID); err != nil {
 			return fmt.Errorf("sweeps: %w", err)
+		}
+		if err := dropTable(ctx, c, "swept_ids"); err != nil {
+			return err
 		}
 	}
 	for _, r := range cm.Reconciled {
