@@ -139,7 +139,10 @@ var parquetDeleteSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "ord", Type: arrow.PrimitiveTypes.Int64},
 }, nil)
 
-// stringCol returns the values of column name of rec ("" for NULL).
+// stringCol returns the values of column name of rec ("" for NULL), as
+// strings of their own: an Arrow string aliases the record's buffer, which
+// the caller frees after the commit, and these end up in the ledger (the
+// locations of the parts a commit touched).
 func stringCol(rec arrowRecord, name string) []string {
 	idx := rec.Schema().FieldIndices(name)
 	out := make([]string, rec.NumRows())
@@ -149,7 +152,7 @@ func stringCol(rec arrowRecord, name string) []string {
 	if a, ok := rec.Column(idx[0]).(*array.String); ok {
 		for i := range out {
 			if a.IsValid(i) {
-				out[i] = a.Value(i)
+				out[i] = strings.Clone(a.Value(i))
 			}
 		}
 	}
