@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory/mallocator"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/contacts-etl/contacts-etl/extract"
@@ -146,7 +147,8 @@ type Result struct {
 // runner is the state of one Run.
 type runner struct {
 	Job
-	mu       sync.Mutex // serialises every call to Sink, and the counters below
+	ownMem   *mallocator.Mallocator // the run's Arrow allocator, unless the job brought one
+	mu       sync.Mutex             // serialises every call to Sink, and the counters below
 	counts   transform.Counts
 	commits  int
 	zones    map[string]ZoneInfo
@@ -182,12 +184,35 @@ func Run(ctx context.Context, j Job) (Result, error) {
 	}
 	j.Run.StartedAt = j.Run.StartedAt.UTC()
 	r := newRunner(j)
+	defer r.checkMemory()
 	return r.execute(ctx)
 }
 
 func newRunner(j Job) *runner {
-	return &runner{Job: j, counts: transform.Counts{}, zones: map[string]ZoneInfo{}, zoneOf: map[string]*time.Location{},
+	r := &runner{Job: j, counts: transform.Counts{}, zones: map[string]ZoneInfo{}, zoneOf: map[string]*time.Location{},
 		fieldsOf: map[string][]json.RawMessage{}, now: func() time.Time { return time.Now().UTC() }}
+	if r.Transform.Mem == nil {
+		// Arrow buffers from C malloc, freed when released: the Go heap
+		// then holds only the run's own objects, and its collector, whose
+		// pace follows the heap's size, no longer marks ~90 MB of live
+		// heap each time the commit buffers fill (contacts only, 100k:
+		// CPU 20.2 -> 16.0 s). Every record is released exactly once
+		// (checkMemory says so in the log, tests assert it).
+		r.ownMem = mallocator.NewMallocator()
+		r.Transform.Mem = r.ownMem
+	}
+	return r
+}
+
+// checkMemory logs Arrow memory the run did not release (a leak: with C
+// malloc nothing else would ever free it).
+func (j *runner) checkMemory() {
+	if j.ownMem == nil {
+		return
+	}
+	if n := j.ownMem.AllocatedBytes(); n != 0 {
+		j.Log.Error("arrow memory not released at the end of the run (a bug; please report it)", "bytes", n)
+	}
 }
 
 func (j *runner) execute(ctx context.Context) (res Result, err error) {

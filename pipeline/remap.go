@@ -160,6 +160,7 @@ func remapRun(ctx context.Context, rj RemapJob, ar ArchivedRun, res *RemapResult
 		j.CommitRows = DefaultCommitRows
 	}
 	r := newRunner(j)
+	defer r.checkMemory()
 	var clock atomic.Int64 // the archived time of the latest mark handed on
 	clock.Store(ar.Run.StartedAt.UnixNano())
 	r.now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }

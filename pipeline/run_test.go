@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/arrow/memory/mallocator"
 	_ "github.com/duckdb/duckdb-go/v2" // reads the warehouse back
 	"golang.org/x/oauth2"
 
@@ -85,10 +87,20 @@ func (e *env) run(opt Options, mod func(*Job)) (Result, error) {
 	for _, c := range clients {
 		j.Locations = append(j.Locations, Location{Client: c})
 	}
+	// Every run of these tests checks that it released all its Arrow
+	// memory (the exporter's allocator is C malloc: a leak is never freed).
+	mem := memory.NewCheckedAllocator(mallocator.NewMallocator())
+	j.Transform.Mem = mem
 	if mod != nil {
 		mod(&j)
 	}
-	return Run(context.Background(), j)
+	res, err := Run(context.Background(), j)
+	if j.Transform.Mem == mem {
+		if n := mem.CurrentAlloc(); n != 0 {
+			e.t.Errorf("run %s (err %v) left %d bytes of Arrow memory unreleased", id, err, n)
+		}
+	}
+	return res, err
 }
 
 // db opens the warehouse as an analyst would: the DuckDB file read-only, or
