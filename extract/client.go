@@ -51,11 +51,11 @@ type Counters struct {
 
 // observeDaily notes the daily quota headers of one answer.
 func (s *Counters) observeDaily(h http.Header) {
-	rem, ok := headerInt(h, "X-RateLimit-Daily-Remaining")
+	rem, ok := headerInt(h, hdrDailyRemaining)
 	if !ok {
 		return
 	}
-	lim, _ := headerInt(h, "X-RateLimit-Limit-Daily")
+	lim, _ := headerInt(h, hdrLimitDaily)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dailyN == 0 || rem < s.dailyLo {
