@@ -88,7 +88,7 @@ type RateGovernor struct {
 	pauseUntil time.Time
 	inflight   int64
 	daily      int64 // X-RateLimit-Daily-Remaining as tracked; -1 until a header says
-	dailyDay   int // UTC day of daily, as yyyymmdd; 0 until a header says
+	dailyDay   int   // UTC day of daily, as yyyymmdd; 0 until a header says
 	dailyLimit int64
 	reserve    Reserve
 	recent     []time.Time // when our requests of the last interval went
