@@ -239,7 +239,7 @@ func (c *Client) searchPage(ctx context.Context, req api.SearchRequest, n int) (
 		if err != nil {
 			return Page{}, fmt.Errorf("search contacts page %d: %w", n, err)
 		}
-		sp, err := readPage(b)
+		sp, err := readPage(b, req.PageLimit)
 		if err != nil {
 			lastErr = fmt.Errorf("search contacts page %d: %w: %v", n, ErrBadPage, err)
 			continue
@@ -272,8 +272,8 @@ func (c *Client) searchPage(ctx context.Context, req api.SearchRequest, n int) (
 // splitter refuses it, encoding/json decodes it the way it always did: it
 // says why the page is bad, and it has the last word should the two ever
 // disagree.
-func readPage(b []byte) (splitter, error) {
-	sp := splitter{list: "contacts", total: "total", keys: true}
+func readPage(b []byte, limit int) (splitter, error) {
+	sp := splitter{list: "contacts", total: "total", keys: true, hint: limit}
 	if sp.split(b) {
 		if sp.items != nil && sp.ids == nil {
 			sp.ids, sp.updated = []string{}, []string{}

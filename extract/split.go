@@ -373,18 +373,53 @@ type splitter struct {
 	list  string
 	total string
 	keys  bool // read each record's id, dateUpdated and searchAfter
+	hint  int  // records expected (capacity of items)
 
 	items   []json.RawMessage // nil when the field is absent or null
 	n       int
-	ids     []string
+	ids     []string // set by split when keys
 	updated []string
 	after   []byte // searchAfter of the last record, raw; nil if none
+
+	// The ids and dateUpdated of the records are unquoted into text, the
+	// span of record i's in spans[2i] and spans[2i+1]; split makes them
+	// strings of one allocation.
+	text  []byte
+	spans []span
 
 	kbuf []byte // scratch for keys with escapes
 }
 
+// span is text[lo:hi].
+type span struct{ lo, hi int }
+
+// strings makes ids and updated of text and spans.
+func (sp *splitter) strings() {
+	if sp.items == nil {
+		return
+	}
+	all := string(sp.text)
+	n := len(sp.spans) / 2
+	sp.ids, sp.updated = make([]string, n), make([]string, n)
+	for i := range n {
+		id, upd := sp.spans[2*i], sp.spans[2*i+1]
+		sp.ids[i], sp.updated[i] = all[id.lo:id.hi], all[upd.lo:upd.hi]
+	}
+	sp.text, sp.spans = nil, nil
+}
+
 // split reads b; false when json.Unmarshal into the envelope would fail.
 func (sp *splitter) split(b []byte) bool {
+	if !sp.scan(b) {
+		return false
+	}
+	if sp.keys {
+		sp.strings()
+	}
+	return true
+}
+
+func (sp *splitter) scan(b []byte) bool {
 	s := &sp.s
 	*s = jscan{b: b}
 	s.ws()
@@ -473,7 +508,7 @@ func (sp *splitter) int() bool {
 // records reads the list: an array, or null (no records).
 func (sp *splitter) records() bool {
 	s := &sp.s
-	sp.items, sp.ids, sp.updated, sp.after = nil, nil, nil, nil
+	sp.items, sp.after, sp.text, sp.spans = nil, nil, sp.text[:0], sp.spans[:0]
 	if s.is('n') {
 		return s.lit("null")
 	}
@@ -482,7 +517,11 @@ func (sp *splitter) records() bool {
 	}
 	s.i++
 	s.ws()
-	sp.items = make([]json.RawMessage, 0, 8)
+	sp.items = make([]json.RawMessage, 0, max(sp.hint, 4))
+	if sp.keys && sp.spans == nil {
+		sp.spans = make([]span, 0, 2*cap(sp.items))
+		sp.text = make([]byte, 0, 48*cap(sp.items)) // an id and a time
+	}
 	if s.is(']') {
 		s.i++
 		return true
@@ -491,10 +530,9 @@ func (sp *splitter) records() bool {
 		start := s.i
 		var ok bool
 		if sp.keys {
-			var id, upd string
+			var id, upd span
 			id, upd, sp.after, ok = sp.record()
-			sp.ids = append(sp.ids, id)
-			sp.updated = append(sp.updated, upd)
+			sp.spans = append(sp.spans, id, upd)
 		} else {
 			ok = s.value(2)
 		}
@@ -516,16 +554,16 @@ func (sp *splitter) records() bool {
 // searchAfter as json.Unmarshal into pageKey would: a string field takes
 // the last string value of its key (other values leave it), searchAfter
 // the last value of any kind; a record that is not an object has none.
-func (sp *splitter) record() (id, upd string, after []byte, ok bool) {
+func (sp *splitter) record() (id, upd span, after []byte, ok bool) {
 	s := &sp.s
 	if !s.is('{') {
-		return "", "", nil, s.value(2)
+		return span{}, span{}, nil, s.value(2)
 	}
 	s.i++
 	s.ws()
 	if s.is('}') {
 		s.i++
-		return "", "", nil, true
+		return span{}, span{}, nil, true
 	}
 	for {
 		var key []byte
@@ -555,9 +593,9 @@ func (sp *splitter) record() (id, upd string, after []byte, ok bool) {
 	}
 }
 
-// str checks a value (inside a record) and, when it is a string, stores it
-// unquoted in v.
-func (sp *splitter) str(v *string) bool {
+// str checks a value (inside a record) and, when it is a string, unquotes
+// it into text, at v.
+func (sp *splitter) str(v *span) bool {
 	s := &sp.s
 	if !s.is('"') {
 		return s.value(3)
@@ -567,11 +605,13 @@ func (sp *splitter) str(v *string) bool {
 		return false
 	}
 	q := s.b[start+1 : s.i-1]
+	lo := len(sp.text)
 	if !s.esc && (!s.high || utf8.Valid(q)) {
-		*v = string(q)
+		sp.text = append(sp.text, q...)
 	} else {
-		*v = string(appendUnquoted(make([]byte, 0, len(q)), q))
+		sp.text = appendUnquoted(sp.text, q)
 	}
+	*v = span{lo, len(sp.text)}
 	return true
 }
 
