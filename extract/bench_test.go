@@ -140,3 +140,38 @@ func BenchmarkSearchPage(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBulkKeys reads the id and contactId of the tasks and
+// appointments of 50 contacts of the simulator (one record per op):
+// encoding/json as bulkRecord did against bulkKeys.
+func BenchmarkBulkKeys(b *testing.B) {
+	c, ids := benchClient(b, 50)
+	var recs []json.RawMessage
+	for _, id := range ids {
+		for _, res := range []string{api.ResourceTasks, api.ResourceAppointments} {
+			items, err := splitChildren(simBody(b, c, http.MethodGet, "/contacts/"+id+"/"+res, nil), res)
+			if err != nil {
+				b.Fatal(err)
+			}
+			recs = append(recs, items...)
+		}
+	}
+	if len(recs) == 0 {
+		b.Fatal("no records")
+	}
+	for _, impl := range []struct {
+		name string
+		keys func([]byte) (string, string)
+	}{{"encoding_json", bulkKeysJSON}, {"splitter", bulkKeys}} {
+		b.Run(impl.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if id, _ := impl.keys(recs[i%len(recs)]); id == "" {
+					b.Fatal("no id")
+				}
+				i++
+			}
+		})
+	}
+}

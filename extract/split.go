@@ -626,3 +626,67 @@ func splitList(b []byte, name string) (items []json.RawMessage, ok bool) {
 	}
 	return sp.items, true
 }
+
+// bulkKeys reads the id and contactId of a listed record as json.Unmarshal
+// into a map[string]json.RawMessage, then of each value into a string,
+// did: keys unescaped and matched exactly, the last duplicate winning; a
+// value that is not a string, and a record that is not a valid object,
+// give "".
+func bulkKeys(raw []byte) (id, contact string) {
+	sp := splitter{}
+	s := &sp.s
+	*s = jscan{b: raw}
+	s.ws()
+	if !s.is('{') {
+		return "", ""
+	}
+	var idq, contactq []byte // the last values, raw
+	s.i++
+	s.ws()
+	if s.is('}') {
+		s.i++
+	} else {
+		for {
+			key, ok := sp.key()
+			if !ok {
+				return "", ""
+			}
+			start := s.i
+			if !s.value(1) {
+				return "", ""
+			}
+			switch string(key) {
+			case "id":
+				idq = raw[start:s.i]
+			case "contactId":
+				contactq = raw[start:s.i]
+			}
+			if !s.next('}') {
+				return "", ""
+			}
+			if raw[s.i-1] == '}' {
+				break
+			}
+			s.ws()
+		}
+	}
+	s.ws()
+	if s.i != len(raw) {
+		return "", ""
+	}
+	return quoted(idq), quoted(contactq)
+}
+
+// quoted is the checked JSON value v as a string when it is one, else "".
+func quoted(v []byte) string {
+	if len(v) < 2 || v[0] != '"' {
+		return ""
+	}
+	q := v[1 : len(v)-1]
+	for _, c := range q {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return string(appendUnquoted(make([]byte, 0, len(q)), q))
+		}
+	}
+	return string(q)
+}

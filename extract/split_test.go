@@ -126,12 +126,14 @@ func deep(n int) string {
 }
 
 // FuzzSplitter holds the one-pass splitter to encoding/json: for any body,
-// the search page and each child list split iff json.Unmarshal into the
-// envelope type succeeds, into the same records (the same bytes, aliasing
-// the body), with each contact's id, dateUpdated and the last
-// searchAfter as json.Unmarshal into pageKey reads them.
+// the search page, each child list and each bulk listing split iff
+// json.Unmarshal into the envelope type succeeds, into the same records
+// (the same bytes, aliasing the body), with each contact's id, dateUpdated
+// and the last searchAfter as json.Unmarshal into pageKey reads them; and
+// bulkKeys reads a listed record's id and contactId as bulkRecord did with
+// encoding/json.
 func FuzzSplitter(f *testing.F) {
-	for _, s := range splitSeeds {
+	for _, s := range append(splitSeeds, bulkSeeds...) {
 		f.Add([]byte(s))
 	}
 	// encoding/json stops at 10000 levels of nesting.
@@ -187,6 +189,24 @@ func checkSplit(t *testing.T, b []byte) {
 			}
 			sameRecords(t, b, items, want)
 		}
+	}
+	// The bulk listings (their acceptance is the child lists'), and the
+	// keys of a listed record.
+	for _, name := range []string{"tasks", "events"} {
+		sp := splitter{list: name}
+		if !sp.split(b) {
+			continue
+		}
+		want, wantUsable := splitBulkJSON(b, name)
+		if usable := sp.items != nil; usable != wantUsable {
+			t.Fatalf("%s: usable %v, want %v, on %q", name, usable, wantUsable, b)
+		}
+		sameRecords(t, b, sp.items, want)
+	}
+	id, contact := bulkKeys(b)
+	wid, wcontact := bulkKeysJSON(b)
+	if id != wid || contact != wcontact {
+		t.Fatalf("bulk keys %q %q, want %q %q, on %q", id, contact, wid, wcontact, b)
 	}
 	if !bytes.Equal(b, orig) {
 		t.Fatal("the body changed")
@@ -262,4 +282,20 @@ func TestSplitRecordsDoNotShareCapacity(t *testing.T) {
 	if string(items[1]) != `{"id":"b"}` || string(b) != `{"tasks":[{"id":"a"},{"id":"b"}]}` {
 		t.Fatalf("body now %q", b)
 	}
+}
+
+// bulkSeeds are listed records for bulkKeys.
+var bulkSeeds = []string{
+	`{"id":"t1","contactId":"c1"}`,
+	` {"contactId":"c1","id":"t1"} `,
+	`{"id":"a","id":"b","contactId":null}`,
+	`{"id":"a","id":5}`,
+	`{"ID":"a","contactid":"c"}`,
+	`{"\u0069d":"\u0061","contact\u0049d":"\ud83d"}`,
+	"{\"id\":\"a\xffb\",\"contactId\":\"\\ud800x\"}",
+	`{"id":"a"`,
+	`{"id":"a"} x`,
+	`["id","a"]`,
+	`null`,
+	`{"x":{"id":"inner"},"id":["a"],"contactId":{"id":"c"}}`,
 }
