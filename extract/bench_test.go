@@ -1,8 +1,10 @@
 package extract
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -174,4 +176,44 @@ func BenchmarkBulkKeys(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkReadBody reads a body of unknown length (a chunked or
+// decompressed answer) as a search page of 500 contacts is long, in reads
+// of 4 KiB: io.ReadAll as before against readBody's pooled buffer.
+func BenchmarkReadBody(b *testing.B) {
+	body := bytes.Repeat([]byte(`{"id":"x","dateUpdated":"2024-01-01T00:00:00.000Z"},`), 9000)
+	for _, impl := range []struct {
+		name string
+		read func(io.Reader) ([]byte, error)
+	}{
+		{"io.ReadAll", func(r io.Reader) ([]byte, error) { return io.ReadAll(io.LimitReader(r, DefaultMaxBody+1)) }},
+		{"readBody", func(r io.Reader) ([]byte, error) { return readBody(r, -1, DefaultMaxBody) }},
+	} {
+		b.Run(impl.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := impl.read(&chunkReader{body: body, n: 4096})
+				if err != nil || len(got) != len(body) {
+					b.Fatalf("%d bytes, err %v", len(got), err)
+				}
+			}
+		})
+	}
+}
+
+// chunkReader reads body at most n bytes at a time.
+type chunkReader struct {
+	body []byte
+	n    int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.body) == 0 {
+		return 0, io.EOF
+	}
+	m := copy(p[:min(len(p), r.n)], r.body)
+	r.body = r.body[m:]
+	return m, nil
 }

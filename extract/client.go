@@ -366,12 +366,13 @@ const maxBodyPrealloc = 8 << 20
 
 // readBody reads a response body of at most limit bytes (one more when it
 // is longer, which the caller refuses). A body of known length (n >= 0) is
-// read into one buffer of that size; one of unknown length as io.ReadAll
-// does.
+// read into one buffer of that size; one of unknown length into a pooled
+// scratch buffer, then copied out at its size. The result never shares
+// memory with the pool: records are subslices of it.
 func readBody(r io.Reader, n, limit int64) ([]byte, error) {
 	lr := io.LimitReader(r, limit+1)
 	if n < 0 || n > maxBodyPrealloc {
-		return io.ReadAll(lr)
+		return readUnsized(lr)
 	}
 	// n+1: room to see the end without growing.
 	b := make([]byte, 0, min(n, limit)+1)
@@ -388,6 +389,44 @@ func readBody(r io.Reader, n, limit int64) ([]byte, error) {
 			return b, err
 		}
 	}
+}
+
+// Scratch buffers of readUnsized. One that grew past maxPooledBody is
+// dropped after use, so the pool holds a few MiB at most per P.
+var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const (
+	minPooledBody = 32 << 10
+	maxPooledBody = 4 << 20
+)
+
+func readUnsized(r io.Reader) ([]byte, error) {
+	bp := bodyPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	if cap(buf) < minPooledBody {
+		buf = make([]byte, 0, minPooledBody)
+	}
+	var err error
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		var m int
+		m, err = r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			break
+		}
+	}
+	out := append(make([]byte, 0, len(buf)), buf...)
+	if cap(buf) <= maxPooledBody {
+		*bp = buf[:0]
+		bodyPool.Put(bp)
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return out, err
 }
 
 // transportError is a failure below HTTP: reset, timeout, truncated body.

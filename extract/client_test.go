@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -291,5 +292,26 @@ func TestReadBody(t *testing.T) {
 	}
 	if _, err := readBody(iotest.ErrReader(io.ErrUnexpectedEOF), 10, 100); err != io.ErrUnexpectedEOF {
 		t.Errorf("err %v", err)
+	}
+	if _, err := readBody(iotest.ErrReader(io.ErrUnexpectedEOF), -1, 100); err != io.ErrUnexpectedEOF {
+		t.Errorf("err %v", err)
+	}
+
+	// Bodies of unknown length go through pooled scratch buffers, and
+	// never share memory with them: a body read later leaves earlier
+	// ones as they were.
+	var kept [][]byte
+	for i, n := range []int{10, minPooledBody + 1, 3 * minPooledBody, maxPooledBody + 1, 7, 2 * minPooledBody} {
+		body := bytes.Repeat([]byte{byte('a' + i)}, n)
+		b, err := readBody(bytes.NewReader(body), -1, 64<<20)
+		if err != nil || !bytes.Equal(b, body) || cap(b) != len(b) {
+			t.Fatalf("body %d: %d bytes (cap %d), err %v; want %d", i, len(b), cap(b), err, n)
+		}
+		kept = append(kept, b)
+	}
+	for i, b := range kept {
+		if bytes.Count(b, []byte{byte('a' + i)}) != len(b) {
+			t.Errorf("body %d changed after later reads", i)
+		}
 	}
 }
