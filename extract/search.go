@@ -275,9 +275,6 @@ func (c *Client) searchPage(ctx context.Context, req api.SearchRequest, n int) (
 func readPage(b []byte, limit int) (splitter, error) {
 	sp := splitter{list: "contacts", total: "total", keys: true, hint: limit}
 	if sp.split(b) {
-		if sp.items != nil && sp.ids == nil {
-			sp.ids, sp.updated = []string{}, []string{}
-		}
 		return sp, nil
 	}
 	return decodePage(b)

@@ -299,3 +299,11 @@ var bulkSeeds = []string{
 	`null`,
 	`{"x":{"id":"inner"},"id":["a"],"contactId":{"id":"c"}}`,
 }
+
+// An empty page has ids and dates, empty, as decodePage gives them.
+func TestReadPageEmpty(t *testing.T) {
+	sp, err := readPage([]byte(`{"contacts":[],"total":0}`), 100)
+	if err != nil || sp.items == nil || sp.ids == nil || sp.updated == nil || len(sp.ids) != 0 {
+		t.Fatalf("%+v, %v", sp, err)
+	}
+}
