@@ -11,7 +11,7 @@ import (
 // This file splits API answers into raw records in one pass over the body,
 // without encoding/json. It accepts exactly what json.Unmarshal of the same
 // body into the envelope type accepts (a differential fuzz test,
-// FuzzSplitSearchPage, holds it to that), returns each record as a
+// FuzzSplitter, holds it to that), returns each record as a
 // subslice of the body (no copy), and reads the few top-level fields of a
 // record the paginator needs as encoding/json would decode them into a
 // struct: keys unescaped, then matched exactly or case-folded, the last
