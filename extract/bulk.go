@@ -79,13 +79,11 @@ func (c *Client) tasksPage(ctx context.Context, contacts []string, skip, limit i
 	if err != nil {
 		return nil, bulkErr(fmt.Sprintf("tasks search skip %d", skip), err)
 	}
-	var r struct {
-		Tasks *[]json.RawMessage `json:"tasks"`
-	}
-	if err := json.Unmarshal(b, &r); err != nil || r.Tasks == nil {
+	items, ok := splitBulk(b, "tasks", limit)
+	if !ok {
 		return nil, fmt.Errorf("tasks search skip %d: %w: no tasks array", skip, ErrUnusableBulk)
 	}
-	return *r.Tasks, nil
+	return items, nil
 }
 
 // ProbeTasks reads the first page of the location's tasks: it says whether
@@ -156,12 +154,54 @@ func StreamContactTasks(ctx context.Context, c *Client, ids []string, out chan<-
 }
 
 func bulkRecord(c *Client, res string, raw json.RawMessage) (api.Record, string) {
+	id, contact := bulkKeys(raw) // a record that does not decode is rejected by transform
+	return api.Record{Resource: res, LocationID: c.location, ContactID: contact, Raw: raw}, id
+}
+
+// bulkKeysJSON is bulkKeys with encoding/json, as bulkRecord read them.
+func bulkKeysJSON(raw []byte) (id, contact string) {
 	var k map[string]json.RawMessage
-	_ = json.Unmarshal(raw, &k) // a record that does not decode is rejected by transform
-	var id, contact string
+	_ = json.Unmarshal(raw, &k)
 	_ = json.Unmarshal(k["id"], &id)
 	_ = json.Unmarshal(k["contactId"], &contact)
-	return api.Record{Resource: res, LocationID: c.location, ContactID: contact, Raw: raw}, id
+	return id, contact
+}
+
+// splitBulk returns the records of a bulk listing's array field name (one
+// pass, see splitter), false when the answer has no such array. When the
+// splitter refuses the body, encoding/json has the last word.
+func splitBulk(b []byte, name string, hint int) ([]json.RawMessage, bool) {
+	sp := splitter{list: name, hint: hint}
+	if sp.split(b) {
+		return sp.items, sp.items != nil
+	}
+	return splitBulkJSON(b, name)
+}
+
+// splitBulkJSON is splitBulk with encoding/json.
+func splitBulkJSON(b []byte, name string) ([]json.RawMessage, bool) {
+	var items *[]json.RawMessage
+	var err error
+	switch name {
+	case "tasks":
+		var r struct {
+			Tasks *[]json.RawMessage `json:"tasks"`
+		}
+		err = json.Unmarshal(b, &r)
+		items = r.Tasks
+	case "events":
+		var r struct {
+			Events *[]json.RawMessage `json:"events"`
+		}
+		err = json.Unmarshal(b, &r)
+		items = r.Events
+	default:
+		return nil, false
+	}
+	if err != nil || items == nil {
+		return nil, false
+	}
+	return *items, true
 }
 
 // Calendars lists the ids of the location's calendars. An answer without a
@@ -198,13 +238,11 @@ func (c *Client) Events(ctx context.Context, calendarID string, from, to time.Ti
 	if err != nil {
 		return nil, bulkErr("calendar "+calendarID+" events", err)
 	}
-	var r struct {
-		Events *[]json.RawMessage `json:"events"`
-	}
-	if err := json.Unmarshal(b, &r); err != nil || r.Events == nil {
+	items, ok := splitBulk(b, "events", 0)
+	if !ok {
 		return nil, fmt.Errorf("calendar %s events: %w: no events array", calendarID, ErrUnusableBulk)
 	}
-	return *r.Events, nil
+	return items, nil
 }
 
 // EventWindows splits [from, to) into consecutive windows of at most max

@@ -51,11 +51,11 @@ type Counters struct {
 
 // observeDaily notes the daily quota headers of one answer.
 func (s *Counters) observeDaily(h http.Header) {
-	rem, ok := headerInt(h, "X-RateLimit-Daily-Remaining")
+	rem, ok := headerInt(h, hdrDailyRemaining)
 	if !ok {
 		return
 	}
-	lim, _ := headerInt(h, "X-RateLimit-Limit-Daily")
+	lim, _ := headerInt(h, hdrLimitDaily)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dailyN == 0 || rem < s.dailyLo {
@@ -207,7 +207,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	for {
 		var b []byte
 		var retryAfter time.Duration
-		b, retryAfter, err = c.once(ctx, method, u.String(), path, payload)
+		b, retryAfter, err = c.once(ctx, method, &u, path, payload)
 		if err == nil {
 			c.gov.Success()
 			return b, nil
@@ -265,25 +265,25 @@ func isRateLimited(err error) bool {
 func (c *Client) takeRetry() bool { return c.retryBudget.Take() }
 
 // once sends one HTTP request. It returns the Retry-After wait a 429 asked for.
-func (c *Client) once(ctx context.Context, method, rawURL, path string, payload []byte) ([]byte, time.Duration, error) {
+func (c *Client) once(ctx context.Context, method string, u *url.URL, path string, payload []byte) ([]byte, time.Duration, error) {
 	start := time.Now()
 	if err := c.gov.Wait(ctx); err != nil {
 		return nil, 0, err
 	}
 	c.stats.WaitNanos.Add(int64(time.Since(start)))
-	var rd io.Reader
-	if payload != nil {
-		rd = bytes.NewReader(payload)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
+	req, err := newRequest(ctx, method, u, payload)
 	if err != nil {
 		c.gov.Observe(0, nil)
 		return nil, 0, err
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Version", versionFor(path))
+	req.Header["Accept"] = hdrJSON
+	if versionFor(path) == api.VersionCalendars {
+		req.Header["Version"] = hdrVersionCalendars
+	} else {
+		req.Header["Version"] = hdrVersionContacts
+	}
 	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = hdrJSON
 	}
 	c.stats.Requests.Add(1)
 	resp, err := c.hc.Do(req)
@@ -298,7 +298,7 @@ func (c *Client) once(ctx context.Context, method, rawURL, path string, payload 
 	c.gov.Observe(resp.StatusCode, resp.Header)
 	c.stats.observeDaily(resp.Header)
 	c.limits.observe(resp.Header)
-	b, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	b, err := readBody(resp.Body, resp.ContentLength, c.maxBody)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.stats.Failures.Add(1)
@@ -328,6 +328,105 @@ func (c *Client) once(ctx context.Context, method, rawURL, path string, payload 
 		ra = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return nil, ra, herr
+}
+
+// Request header values, shared by every request (net/http and
+// auth.Transport copy a header before they change it, and nothing writes
+// into a value): Header.Set would allocate each one on every request.
+var (
+	hdrJSON             = []string{"application/json"}
+	hdrVersionContacts  = []string{api.VersionContacts}
+	hdrVersionCalendars = []string{api.VersionCalendars}
+)
+
+// newRequest is http.NewRequestWithContext for a URL already built: it
+// spares printing the URL and parsing it back on every request.
+func newRequest(ctx context.Context, method string, u *url.URL, payload []byte) (*http.Request, error) {
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
+	}
+	if strings.HasSuffix(u.Host, ":") {
+		// An empty port: let the parser settle it as it always did.
+		return http.NewRequestWithContext(ctx, method, u.String(), rd)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "", rd)
+	if err != nil {
+		return nil, err
+	}
+	uc := *u
+	req.URL, req.Host = &uc, uc.Host
+	return req, nil
+}
+
+// maxBodyPrealloc bounds the buffer sized by a Content-Length: a larger
+// declared length grows as it arrives, so a lying header cannot make us
+// allocate up to the body cap for nothing.
+const maxBodyPrealloc = 8 << 20
+
+// readBody reads a response body of at most limit bytes (one more when it
+// is longer, which the caller refuses). A body of known length (n >= 0) is
+// read into one buffer of that size; one of unknown length into a pooled
+// scratch buffer, then copied out at its size. The result never shares
+// memory with the pool: records are subslices of it.
+func readBody(r io.Reader, n, limit int64) ([]byte, error) {
+	lr := io.LimitReader(r, limit+1)
+	if n < 0 || n > maxBodyPrealloc {
+		return readUnsized(lr)
+	}
+	// n+1: room to see the end without growing.
+	b := make([]byte, 0, min(n, limit)+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		m, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// Scratch buffers of readUnsized. One that grew past maxPooledBody is
+// dropped after use, so the pool holds a few MiB at most per P.
+var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const (
+	minPooledBody = 32 << 10
+	maxPooledBody = 4 << 20
+)
+
+func readUnsized(r io.Reader) ([]byte, error) {
+	bp := bodyPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	if cap(buf) < minPooledBody {
+		buf = make([]byte, 0, minPooledBody)
+	}
+	var err error
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		var m int
+		m, err = r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			break
+		}
+	}
+	out := append(make([]byte, 0, len(buf)), buf...)
+	if cap(buf) <= maxPooledBody {
+		*bp = buf[:0]
+		bodyPool.Put(bp)
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return out, err
 }
 
 // transportError is a failure below HTTP: reset, timeout, truncated body.

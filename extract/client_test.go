@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
@@ -229,5 +232,86 @@ func TestCountersQuota(t *testing.T) {
 	}
 	if rem, lim, used := s.Quota(); rem != 980 || lim != 1000 || used != 13 {
 		t.Errorf("quota %d %d %d, want 980 1000 13", rem, lim, used)
+	}
+}
+
+// newRequest puts on the wire what http.NewRequestWithContext of the
+// printed URL did: the same request line, host and URL.
+func TestNewRequestAsParsed(t *testing.T) {
+	bases := []string{"https://services.example.com", "http://127.0.0.1:8080", "https://h.example.com:", "https://h.example.com/v2", "http://[::1]:80/x/", "https://u:p%40@h.example.com", "https://h.example.com/#f", "https://h.example.com/?a=b"}
+	paths := []string{"/contacts/search", "/contacts/" + pathEscape("a/b c%ü?#") + "/tasks", "/calendars/", "/contacts/x?y=1", "/a%2Fb"}
+	queries := []url.Values{nil, {"locationId": {"loc 1&x"}, "calendarId": {"c/1"}}}
+	for _, base := range bases {
+		c, err := NewClient(base, "loc", http.DefaultClient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range paths {
+			for _, q := range queries {
+				u := *c.base
+				u.Path += p
+				u.RawQuery = q.Encode()
+				want, err := http.NewRequestWithContext(context.Background(), http.MethodGet, u.String(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := newRequest(context.Background(), http.MethodGet, &u, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.URL.RequestURI() != want.URL.RequestURI() || got.Host != want.Host || got.URL.String() != want.URL.String() ||
+					got.URL.Scheme != want.URL.Scheme || got.URL.Host != want.URL.Host {
+					t.Errorf("%s %s %v: %s %s %s, want %s %s %s", base, p, q, got.URL.RequestURI(), got.Host, got.URL,
+						want.URL.RequestURI(), want.Host, want.URL)
+				}
+			}
+		}
+	}
+	got, err := newRequest(context.Background(), http.MethodPost, &url.URL{Scheme: "http", Host: "h", Path: "/s"}, []byte(`{"a":1}`))
+	if err != nil || got.ContentLength != 7 || got.GetBody == nil {
+		t.Fatalf("body: length %d, GetBody %v, err %v", got.ContentLength, got.GetBody != nil, err)
+	}
+}
+
+// readBody reads bodies of known and unknown length whole, and one byte
+// past the cap at most, whatever the declared length.
+func TestReadBody(t *testing.T) {
+	body := strings.Repeat("x", 5000)
+	for _, tc := range []struct {
+		declared, limit int64
+		want            int
+	}{
+		{5000, 10_000, 5000}, {-1, 10_000, 5000}, {4000, 10_000, 5000}, {9000, 10_000, 5000},
+		{5000, 4999, 5000}, {-1, 4999, 5000}, {5000, 100, 101}, {-1, 100, 101}, {0, 10_000, 5000},
+		{maxBodyPrealloc + 1, 10_000, 5000},
+	} {
+		b, err := readBody(iotest.OneByteReader(strings.NewReader(body)), tc.declared, tc.limit)
+		if err != nil || len(b) != tc.want || string(b) != body[:tc.want] {
+			t.Errorf("declared %d limit %d: %d bytes, err %v; want %d", tc.declared, tc.limit, len(b), err, tc.want)
+		}
+	}
+	if _, err := readBody(iotest.ErrReader(io.ErrUnexpectedEOF), 10, 100); err != io.ErrUnexpectedEOF {
+		t.Errorf("err %v", err)
+	}
+	if _, err := readBody(iotest.ErrReader(io.ErrUnexpectedEOF), -1, 100); err != io.ErrUnexpectedEOF {
+		t.Errorf("err %v", err)
+	}
+
+	// Bodies of unknown length go through pooled scratch buffers, and
+	// never share memory with them: a body read later leaves earlier
+	// ones as they were.
+	var kept [][]byte
+	for i, n := range []int{10, minPooledBody + 1, 3 * minPooledBody, maxPooledBody + 1, 7, 2 * minPooledBody} {
+		body := bytes.Repeat([]byte{byte('a' + i)}, n)
+		b, err := readBody(bytes.NewReader(body), -1, 64<<20)
+		if err != nil || !bytes.Equal(b, body) || cap(b) != len(b) {
+			t.Fatalf("body %d: %d bytes (cap %d), err %v; want %d", i, len(b), cap(b), err, n)
+		}
+		kept = append(kept, b)
+	}
+	for i, b := range kept {
+		if bytes.Count(b, []byte{byte('a' + i)}) != len(b) {
+			t.Errorf("body %d changed after later reads", i)
+		}
 	}
 }

@@ -88,7 +88,7 @@ type RateGovernor struct {
 	pauseUntil time.Time
 	inflight   int64
 	daily      int64 // X-RateLimit-Daily-Remaining as tracked; -1 until a header says
-	dailyDay   string
+	dailyDay   int   // UTC day of daily, as yyyymmdd; 0 until a header says
 	dailyLimit int64
 	reserve    Reserve
 	recent     []time.Time // when our requests of the last interval went
@@ -225,9 +225,9 @@ func (g *RateGovernor) Observe(status int, h http.Header) {
 		return
 	}
 	now := g.now()
-	if m, ok := headerInt(h, "X-RateLimit-Max"); ok && m > 0 {
+	if m, ok := headerInt(h, hdrMax); ok && m > 0 {
 		iv := g.interval
-		if ms, ok := headerInt(h, "X-RateLimit-Interval-Milliseconds"); ok && ms > 0 {
+		if ms, ok := headerInt(h, hdrIntervalMs); ok && ms > 0 {
 			iv = time.Duration(ms) * time.Millisecond
 		}
 		if m != g.max || iv != g.interval {
@@ -238,14 +238,15 @@ func (g *RateGovernor) Observe(status int, h http.Header) {
 			g.lim.SetLimitAt(now, rate.Limit(min(frac, 1))*g.ceiling)
 		}
 	}
-	if d, ok := headerInt(h, "X-RateLimit-Limit-Daily"); ok {
+	if d, ok := headerInt(h, hdrLimitDaily); ok {
 		g.dailyLimit = d
 	}
-	if d, ok := headerInt(h, "X-RateLimit-Daily-Remaining"); ok {
+	if d, ok := headerInt(h, hdrDailyRemaining); ok {
 		// Answers arrive out of order: keep the lowest. A higher value
 		// is a late answer unless the day changed (or it rose by more
 		// than any reordering could explain).
-		day := now.UTC().Format(time.DateOnly)
+		y, m, dd := now.UTC().Date()
+		day := y*10000 + int(m)*100 + dd
 		limit := g.dailyLimit
 		if limit <= 0 {
 			limit = DefaultDailyLimit
@@ -271,7 +272,7 @@ func (g *RateGovernor) Observe(status int, h http.Header) {
 		g.pauseAt(now, wait)
 		return
 	}
-	if r, ok := headerInt(h, "X-RateLimit-Remaining"); ok && status/100 == 2 && r <= g.inflight && g.max-r > g.sentSince(now.Add(-g.interval))+1 {
+	if r, ok := headerInt(h, hdrRemaining); ok && status/100 == 2 && r <= g.inflight && g.max-r > g.sentSince(now.Add(-g.interval))+1 {
 		// The window is nearly spent and not by us alone: someone else
 		// uses this location's quota.
 		g.stats.Brakes++
@@ -285,7 +286,7 @@ func (g *RateGovernor) Observe(status int, h http.Header) {
 // interval up to Max. Without a Remaining header we cannot tell, and assume
 // we did.
 func (g *RateGovernor) overranLocked(h http.Header, now time.Time) bool {
-	r, ok := headerInt(h, "X-RateLimit-Remaining")
+	r, ok := headerInt(h, hdrRemaining)
 	if !ok || r <= g.inflight {
 		return true
 	}
@@ -353,6 +354,17 @@ func (g *RateGovernor) Stats() GovernorStats {
 	return g.stats
 }
 
+// The rate limit headers, spelled as net/http keeps them (canonical): a
+// Get with another spelling allocates the canonical key every time.
+const (
+	hdrMax            = "X-Ratelimit-Max"
+	hdrIntervalMs     = "X-Ratelimit-Interval-Milliseconds"
+	hdrRemaining      = "X-Ratelimit-Remaining"
+	hdrLimitDaily     = "X-Ratelimit-Limit-Daily"
+	hdrDailyRemaining = "X-Ratelimit-Daily-Remaining"
+)
+
+// headerInt reads an integer header; k must be canonical (see hdrMax).
 func headerInt(h http.Header, k string) (int64, bool) {
 	v := h.Get(k)
 	if v == "" {

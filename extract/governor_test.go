@@ -435,3 +435,21 @@ func TestUnexplained429KeepsRate(t *testing.T) {
 		t.Errorf("after our own overrun: limit %v, want %v", g.Limit(), ceil/2)
 	}
 }
+
+// The rate limit header keys are canonical, so reading them allocates
+// nothing.
+func TestRateLimitHeaderKeysAreCanonical(t *testing.T) {
+	for _, k := range []string{hdrMax, hdrIntervalMs, hdrRemaining, hdrLimitDaily, hdrDailyRemaining} {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("%q is %q in net/http", k, c)
+		}
+	}
+	h := http.Header{}
+	h.Set("X-RateLimit-Daily-Remaining", "7")
+	if n := testing.AllocsPerRun(100, func() { headerInt(h, hdrDailyRemaining) }); n != 0 {
+		t.Errorf("headerInt allocates %v times", n)
+	}
+	if v, ok := headerInt(h, hdrDailyRemaining); !ok || v != 7 {
+		t.Errorf("headerInt = %d, %v", v, ok)
+	}
+}

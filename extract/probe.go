@@ -35,14 +35,14 @@ type limitsBox struct {
 func (b *limitsBox) observe(h http.Header) {
 	var l Limits
 	var ok bool
-	if l.Max, ok = headerInt(h, "X-RateLimit-Max"); !ok {
+	if l.Max, ok = headerInt(h, hdrMax); !ok {
 		return
 	}
-	l.Remaining, _ = headerInt(h, "X-RateLimit-Remaining")
-	ms, _ := headerInt(h, "X-RateLimit-Interval-Milliseconds")
+	l.Remaining, _ = headerInt(h, hdrRemaining)
+	ms, _ := headerInt(h, hdrIntervalMs)
 	l.Interval = time.Duration(ms) * time.Millisecond
-	l.DailyLimit, _ = headerInt(h, "X-RateLimit-Limit-Daily")
-	if l.DailyRemaining, ok = headerInt(h, "X-RateLimit-Daily-Remaining"); !ok {
+	l.DailyLimit, _ = headerInt(h, hdrLimitDaily)
+	if l.DailyRemaining, ok = headerInt(h, hdrDailyRemaining); !ok {
 		l.DailyRemaining = -1
 	}
 	b.mu.Lock()

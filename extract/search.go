@@ -239,39 +239,65 @@ func (c *Client) searchPage(ctx context.Context, req api.SearchRequest, n int) (
 		if err != nil {
 			return Page{}, fmt.Errorf("search contacts page %d: %w", n, err)
 		}
-		var resp api.SearchResponse
-		if err := json.Unmarshal(b, &resp); err != nil {
+		sp, err := readPage(b, req.PageLimit)
+		if err != nil {
 			lastErr = fmt.Errorf("search contacts page %d: %w: %v", n, ErrBadPage, err)
 			continue
 		}
-		if resp.Contacts == nil {
+		if sp.items == nil {
 			lastErr = fmt.Errorf("search contacts page %d: %w: %w", n, ErrBadPage, ErrNoContacts)
 			continue
 		}
-		p := Page{Number: n, Contacts: resp.Contacts, Total: resp.Total, IDs: make([]string, len(resp.Contacts)),
-			Updated: make([]string, len(resp.Contacts)), lastMs: -1}
-		for i, raw := range resp.Contacts {
-			var k pageKey
-			_ = json.Unmarshal(raw, &k) // a bad record is transform's to reject
-			p.IDs[i], p.Updated[i] = k.ID, k.DateUpdated
-			if i < len(resp.Contacts)-1 {
-				continue
+		p := Page{Number: n, Contacts: sp.items, Total: sp.n, IDs: sp.ids, Updated: sp.updated, lastMs: -1}
+		if len(p.Contacts) == 0 {
+			return p, nil
+		}
+		if t, err := time.Parse(time.RFC3339Nano, p.Updated[len(p.Updated)-1]); err == nil {
+			p.lastMs = t.UnixMilli()
+		}
+		if len(sp.after) > 0 && string(sp.after) != "null" {
+			d := json.NewDecoder(bytes.NewReader(sp.after))
+			d.UseNumber()
+			if err := d.Decode(&p.Cursor); err != nil || len(p.Cursor) == 0 {
+				return Page{}, fmt.Errorf("search contacts page %d: unusable searchAfter %s: %w", n, sp.after, ErrBadPage)
 			}
-			if t, err := time.Parse(time.RFC3339Nano, k.DateUpdated); err == nil {
-				p.lastMs = t.UnixMilli()
-			}
-			if len(k.SearchAfter) > 0 && string(k.SearchAfter) != "null" {
-				d := json.NewDecoder(bytes.NewReader(k.SearchAfter))
-				d.UseNumber()
-				if err := d.Decode(&p.Cursor); err != nil || len(p.Cursor) == 0 {
-					return Page{}, fmt.Errorf("search contacts page %d: unusable searchAfter %s: %w", n, k.SearchAfter, ErrBadPage)
-				}
-				p.rawCursor = k.SearchAfter
-			}
+			p.rawCursor = json.RawMessage(sp.after)
 		}
 		return p, nil
 	}
 	return Page{}, lastErr
+}
+
+// readPage splits a search answer in one pass (splitter). When the
+// splitter refuses it, encoding/json decodes it the way it always did: it
+// says why the page is bad, and it has the last word should the two ever
+// disagree.
+func readPage(b []byte, limit int) (splitter, error) {
+	sp := splitter{list: "contacts", total: "total", keys: true, hint: limit}
+	if sp.split(b) {
+		return sp, nil
+	}
+	return decodePage(b)
+}
+
+// decodePage is readPage with encoding/json: the page into
+// api.SearchResponse, then each contact into pageKey.
+func decodePage(b []byte) (splitter, error) {
+	var resp api.SearchResponse
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return splitter{}, err
+	}
+	sp := splitter{items: resp.Contacts, n: resp.Total}
+	if resp.Contacts == nil {
+		return sp, nil
+	}
+	sp.ids, sp.updated = make([]string, len(resp.Contacts)), make([]string, len(resp.Contacts))
+	for i, raw := range resp.Contacts {
+		var k pageKey
+		_ = json.Unmarshal(raw, &k) // a bad record is transform's to reject
+		sp.ids[i], sp.updated[i], sp.after = k.ID, k.DateUpdated, k.SearchAfter
+	}
+	return sp, nil
 }
 
 // normCursor makes cursors comparable whatever number type they decoded to.
@@ -316,7 +342,33 @@ func (c *Client) Children(ctx context.Context, contactID, resource string) (item
 	return nil, raw, problem, nil
 }
 
+// splitChildren splits a child list in one pass (splitList); when that
+// refuses the body, encoding/json decodes it as it always did, and says
+// why.
 func splitChildren(b []byte, resource string) ([]json.RawMessage, error) {
+	if name := childList(resource); name != "" {
+		if items, ok := splitList(b, name); ok {
+			return items, nil
+		}
+	}
+	return decodeChildren(b, resource)
+}
+
+// childList is the field of a child resource's list in its answer.
+func childList(resource string) string {
+	switch resource {
+	case api.ResourceTasks:
+		return "tasks"
+	case api.ResourceNotes:
+		return "notes"
+	case api.ResourceAppointments:
+		return "events"
+	}
+	return ""
+}
+
+// decodeChildren is splitChildren with encoding/json.
+func decodeChildren(b []byte, resource string) ([]json.RawMessage, error) {
 	switch resource {
 	case api.ResourceTasks:
 		var r api.TasksResponse

@@ -44,7 +44,7 @@ func (k *clientClock) sleep(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-func startSim(t *testing.T, cfg sim.Config, scopes []string, opts ...Option) *simEnv {
+func startSim(t testing.TB, cfg sim.Config, scopes []string, opts ...Option) *simEnv {
 	t.Helper()
 	if scopes == nil {
 		scopes = []string{api.ScopeContactsRO}

@@ -48,7 +48,7 @@ func (c *Client) Write(ctx context.Context, w WriteRequest) ([]byte, error) {
 	u.Path += w.Path
 	var since time.Time
 	for n := 0; ; n++ {
-		b, retryAfter, err := c.once(ctx, w.Method, u.String(), w.Path, payload)
+		b, retryAfter, err := c.once(ctx, w.Method, &u, w.Path, payload)
 		if err == nil {
 			c.gov.Success()
 			return b, nil

@@ -497,3 +497,31 @@ func TestRefresh5xxKeepsMarker(t *testing.T) {
 		t.Error("marker left after recovery")
 	}
 }
+
+// The transport sends the token on a copy of the request: the caller's
+// request and its header stay as they were.
+func TestTransportLeavesTheRequestAlone(t *testing.T) {
+	_, base := startSim(t, sim.Config{Seed: 1, Contacts: 3,
+		StaticTokens: map[string]sim.StaticToken{"pit-a": {LocationID: "loc-0001", Scopes: []string{api.ScopeContactsRO}}}})
+	tr := NewTransport(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "pit-a"}), http.DefaultTransport)
+	req, err := http.NewRequest(http.MethodPost, base+"/contacts/search", strings.NewReader(`{"locationId":"loc-0001","pageLimit":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Version", api.VersionContacts)
+	req.Header.Set("Accept", "application/json")
+	before := req.Header.Clone()
+	url0 := *req.URL
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte(`"contacts"`)) {
+		t.Fatalf("status %d body %.200s", resp.StatusCode, b)
+	}
+	if fmt.Sprint(req.Header) != fmt.Sprint(before) || req.Header.Get("Authorization") != "" || *req.URL != url0 {
+		t.Errorf("request changed: header %v, URL %v", req.Header, req.URL)
+	}
+}

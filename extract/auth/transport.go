@@ -121,15 +121,30 @@ func (t *Transport) send(req *http.Request, body io.ReadCloser) (*oauth2.Token, 
 		}
 		return nil, nil, err
 	}
-	r2 := req.Clone(req.Context())
+	r2 := withAuthorization(req, tok)
 	r2.Body = body
-	tok.SetAuthHeader(r2)
 	base := t.Base
 	if base == nil {
 		base = http.DefaultTransport
 	}
 	resp, err := base.RoundTrip(r2)
 	return tok, resp, err
+}
+
+// withAuthorization is req with the token's Authorization header, req left
+// as it is (a RoundTripper must not change its request). Only the header
+// map is new: the rest of a request is never written to on its way
+// through net/http, so a shallow copy does, as http.Request.WithContext
+// makes one. The header's values are shared the same way.
+func withAuthorization(req *http.Request, tok *oauth2.Token) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *req
+	r2.Header = make(http.Header, len(req.Header)+1)
+	for k, v := range req.Header {
+		r2.Header[k] = v
+	}
+	tok.SetAuthHeader(r2)
+	return r2
 }
 
 func replayable(req *http.Request) bool {
