@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,9 @@ func NormalizePhone(s, region, fallback string) (e164, ext string, ok bool) {
 	if e164, ok := fastE164(s); ok {
 		return e164, "", true
 	}
+	if e164, ok := fastE164Grouped(s); ok {
+		return e164, "", true
+	}
 	region = strings.ToUpper(strings.TrimSpace(region))
 	if len(region) != 2 || phonenumbers.GetCountryCodeForRegion(region) == 0 {
 		region = fallback
@@ -84,9 +88,9 @@ func NormalizePhone(s, region, fallback string) (e164, ext string, ok bool) {
 // most of a contact's mapping): the country calling code is the prefix
 // libphonenumber knows (calling codes are prefix-free), the rest the
 // national number. It declines (false) anything Parse could read
-// differently: a national number that starts with 0 or with the country's
-// national prefix, or a country with a national prefix pattern. The result
-// equals Parse's (TestFastE164MatchesParse).
+// differently: a national number that starts with 0, with the country's
+// national prefix, or with a match of its national prefix pattern (which
+// Parse might strip). The result equals Parse's (TestFastE164MatchesParse).
 func fastE164(s string) (string, bool) {
 	if len(s) < 9 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
 		return "", false
@@ -105,8 +109,7 @@ func fastE164(s string) (string, bool) {
 		national := s[1+k:]
 		md := metadataFor(cc, region)
 		npp := md.GetNationalPrefixForParsing()
-		if md == nil || national == "" || national[0] == '0' || !allDigits(npp) ||
-			(npp != "" && strings.HasPrefix(national, npp)) ||
+		if md == nil || national == "" || national[0] == '0' || nationalPrefixAt(cc, npp, national) ||
 			(md.GetNationalPrefix() != "" && strings.HasPrefix(national, md.GetNationalPrefix())) {
 			return "", false
 		}
@@ -123,7 +126,66 @@ func fastE164(s string) (string, bool) {
 	return "", false
 }
 
+// fastE164Grouped is fastE164 for a number written as + and groups of
+// digits separated by single spaces ("+44 20 7946 0958"): Parse reads it
+// as the same digits without the spaces (no extension, no letters, no
+// punctuation but the spaces), so the fast path may take the digits alone.
+// The result equals Parse's (TestFastE164GroupedMatchesParse).
+func fastE164Grouped(s string) (string, bool) {
+	if len(s) < 3 || len(s) > 40 || s[0] != '+' || s[1] < '0' || s[1] > '9' {
+		return "", false
+	}
+	var buf [16]byte
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '+' && i == 0:
+		case c >= '0' && c <= '9':
+		case c == ' ' && s[i-1] != ' ' && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9':
+			continue
+		default:
+			return "", false
+		}
+		if n == len(buf) {
+			return "", false
+		}
+		buf[n] = c
+		n++
+	}
+	if n == len(s) {
+		return "", false // no spaces: fastE164 declined it already
+	}
+	e164, ok := fastE164(string(buf[:n]))
+	return e164, ok
+}
+
 func proto32(v int32) *int32 { return &v }
+
+// nationalPrefixAt says whether national starts with what Parse takes for
+// a national prefix (maybeStripNationalPrefixAndCarrierCode strips only
+// then): npp, the national prefix for parsing of calling code cc, is a
+// literal prefix when all digits, else a pattern matched at the start.
+func nationalPrefixAt(cc int, npp, national string) bool {
+	if npp == "" {
+		return false
+	}
+	if allDigits(npp) {
+		return strings.HasPrefix(national, npp)
+	}
+	re, ok := nppPatterns.Load(cc)
+	if !ok {
+		c, err := regexp.Compile("^(?:" + npp + ")")
+		if err != nil {
+			return true // decline: Parse will say
+		}
+		re, _ = nppPatterns.LoadOrStore(cc, c)
+	}
+	return re.(*regexp.Regexp).MatchString(national)
+}
+
+// nppPatterns caches the compiled national prefix patterns by calling code.
+var nppPatterns sync.Map
 
 func allDigits(s string) bool {
 	for i := range len(s) {

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,6 +160,59 @@ func TestFastE164Common(t *testing.T) {
 	for _, s := range []string{"+14155552671", "+15555220526", "+4930123456"} {
 		if got, ok := fastE164(s); !ok || got != s {
 			t.Errorf("fastE164(%q) = %q, %v", s, got, ok)
+		}
+	}
+}
+
+// TestFastE164GroupedMatchesParse: the fast path for + and digit groups
+// separated by single spaces gives what phonenumbers.Parse gives, or
+// declines, for random numbers of every calling code split at random.
+func TestFastE164GroupedMatchesParse(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	fast := 0
+	for cc := 1; cc < 1000; cc++ {
+		if phonenumbers.GetRegionCodeForCountryCode(cc) == "ZZ" {
+			continue
+		}
+		for range 40 {
+			digits := strconv.Itoa(cc)
+			for range 6 + r.IntN(9) {
+				digits += string(rune('0' + r.IntN(10)))
+			}
+			s := "+"
+			for i := range len(digits) {
+				if i > 0 && r.IntN(3) == 0 {
+					s += " "
+				}
+				s += digits[i : i+1]
+			}
+			got, ok := fastE164Grouped(s)
+			if !ok {
+				continue
+			}
+			if strings.Contains(s, " ") {
+				fast++
+			}
+			e164, ext, pok := NormalizePhoneSlow(s, "US")
+			if !pok || e164 != got || ext != "" {
+				t.Errorf("%q: fast %q, Parse %q %q %v", s, got, e164, ext, pok)
+			}
+		}
+	}
+	if fast < 500 {
+		t.Errorf("fast path took only %d grouped numbers", fast)
+	}
+	for _, s := range []string{"+44 20 7946 0958", "+1 415 555 2671", "+49 30 123456"} {
+		want, _, _ := NormalizePhoneSlow(s, "US")
+		if got, ok := fastE164Grouped(s); !ok || got != want {
+			t.Errorf("fastE164Grouped(%q) = %q, %v; want %q", s, got, ok, want)
+		}
+	}
+	// declined: not single spaces between digits, or no space at all
+	for _, s := range []string{"+44  20 7946 0958", "+ 44 20 7946 0958", "+44 20 7946 0958 ", "+44-20-7946-0958",
+		"+442079460958", "+44 20 7946 0958 x1", "+44 (20) 7946 0958", "+44 20 7946 095a", "+1 415 555 2671 2671 2671"} {
+		if got, ok := fastE164Grouped(s); ok {
+			t.Errorf("fastE164Grouped(%q) = %q, want declined", s, got)
 		}
 	}
 }
