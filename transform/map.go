@@ -147,6 +147,24 @@ type scratch struct {
 	lists   [][]string // backing arrays of list values, per column
 	rej     []fieldReject
 	buf     bytes.Buffer
+	// the last NormalizePhone of this record (phone_e164 and
+	// phone_extension read the same number)
+	phoneMemo struct {
+		in, region, fallback, e164, ext string
+		ok, set                         bool
+	}
+}
+
+// phone is NormalizePhone, remembered for the record being mapped.
+func (r *scratch) phone(s, region, fallback string) (e164, ext string, ok bool) {
+	m := &r.phoneMemo
+	if m.set && m.in == s && m.region == region && m.fallback == fallback {
+		return m.e164, m.ext, m.ok
+	}
+	e164, ext, ok = NormalizePhone(s, region, fallback)
+	m.in, m.region, m.fallback = s, region, fallback
+	m.e164, m.ext, m.ok, m.set = e164, ext, ok, true
+	return e164, ext, ok
 }
 
 func (r *scratch) reset(p *plan, raw []byte) {
@@ -154,6 +172,7 @@ func (r *scratch) reset(p *plan, raw []byte) {
 	r.members = r.members[:0]
 	r.extra = r.extra[:0]
 	r.rej = nil
+	r.phoneMemo.set = false // its strings may view the previous record
 	if cap(r.slots) < p.nslots {
 		r.slots = make([][]byte, p.nslots)
 	}
@@ -297,7 +316,7 @@ func (s *Stage) convert(r *scratch, i int, cp *colPlan, field string, raw []byte
 		case whsql.NormEmail:
 			str, _ = NormalizeEmail(str)
 		case whsql.NormPhoneE164, whsql.NormPhoneExt:
-			e164, ext, ok := NormalizePhone(str, s.regionOf(r, cp), s.region)
+			e164, ext, ok := r.phone(str, s.regionOf(r, cp), s.region)
 			if !ok {
 				return true
 			}
