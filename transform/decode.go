@@ -36,15 +36,7 @@ func splitObject(raw []byte, ms []member) ([]member, error) {
 	for i < len(raw) {
 		ks := i
 		i = skipString(raw, i)
-		key := raw[ks+1 : i-1]
-		var k string
-		if hasEscape(key) || !utf8.Valid(key) {
-			if json.Unmarshal(raw[ks:i], &k) != nil {
-				k = string(key)
-			}
-		} else {
-			k = unsafe.String(unsafe.SliceData(key), len(key))
-		}
+		k := objectKey(raw[ks:i])
 		i = skipWS(raw, i)
 		i = skipWS(raw, i+1) // ':'
 		vs := i
@@ -58,6 +50,239 @@ func splitObject(raw []byte, ms []member) ([]member, error) {
 		break
 	}
 	return ms, nil
+}
+
+// objectKey unquotes the JSON string q, a member's key: a view into q
+// when it has no escapes and is valid UTF-8, else decoded into a new
+// string (its bytes as they are if encoding/json will not decode it).
+func objectKey(q []byte) string {
+	key := q[1 : len(q)-1]
+	if hasEscape(key) || !utf8.Valid(key) {
+		var k string
+		if json.Unmarshal(q, &k) != nil {
+			k = string(key)
+		}
+		return k
+	}
+	return unsafe.String(unsafe.SliceData(key), len(key))
+}
+
+// maxSplitDepth bounds the nesting splitValid checks itself; deeper
+// records take the slow path (encoding/json allows 10,000 levels).
+const maxSplitDepth = 200
+
+// splitValid is json.Valid and splitObject in one pass: it appends the
+// members of raw to ms and reports true when raw is valid JSON (as
+// json.Valid has it: strings are not checked for UTF-8) holding an
+// object. False (ms then holds garbage past its length on entry) when raw
+// is not valid JSON, not an object, or nested deeper than maxSplitDepth:
+// the caller takes the slow path, which says why.
+func splitValid(raw []byte, ms []member) ([]member, bool) {
+	i := skipWS(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return ms, false
+	}
+	i = skipWS(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		return ms, skipWS(raw, i+1) == len(raw)
+	}
+	for {
+		ks := i
+		if i >= len(raw) || raw[i] != '"' {
+			return ms, false
+		}
+		var ok bool
+		if i, ok = validString(raw, i); !ok {
+			return ms, false
+		}
+		ke := i
+		i = skipWS(raw, i)
+		if i >= len(raw) || raw[i] != ':' {
+			return ms, false
+		}
+		i = skipWS(raw, i+1)
+		vs := i
+		if i, ok = validValue(raw, i, 1); !ok {
+			return ms, false
+		}
+		ms = append(ms, member{key: objectKey(raw[ks:ke]), raw: raw[vs:i]})
+		i = skipWS(raw, i)
+		if i >= len(raw) {
+			return ms, false
+		}
+		switch raw[i] {
+		case ',':
+			i = skipWS(raw, i+1)
+		case '}':
+			return ms, skipWS(raw, i+1) == len(raw)
+		default:
+			return ms, false
+		}
+	}
+}
+
+// validValue checks the JSON value at b[i] (depth levels deep) and
+// returns the index after it.
+func validValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return i, false
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return validString(b, i)
+	case c == '{':
+		if depth >= maxSplitDepth {
+			return i, false
+		}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return i + 1, true
+		}
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return i, false
+			}
+			var ok bool
+			if i, ok = validString(b, i); !ok {
+				return i, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return i, false
+			}
+			if i, ok = validValue(b, skipWS(b, i+1), depth+1); !ok {
+				return i, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case ',':
+				i = skipWS(b, i+1)
+			case '}':
+				return i + 1, true
+			default:
+				return i, false
+			}
+		}
+	case c == '[':
+		if depth >= maxSplitDepth {
+			return i, false
+		}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if i, ok = validValue(b, i, depth+1); !ok {
+				return i, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case ',':
+				i = skipWS(b, i+1)
+			case ']':
+				return i + 1, true
+			default:
+				return i, false
+			}
+		}
+	case c == 't':
+		return validLiteral(b, i, "true")
+	case c == 'f':
+		return validLiteral(b, i, "false")
+	case c == 'n':
+		return validLiteral(b, i, "null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return validNumber(b, i)
+	}
+	return i, false
+}
+
+func validLiteral(b []byte, i int, lit string) (int, bool) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, false
+	}
+	return i + len(lit), true
+}
+
+// validNumber checks the JSON number at b[i]: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func validNumber(b []byte, i int) (int, bool) {
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(b, i+1)
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(b, i+1)
+		if j == i+1 {
+			return j, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(b, i)
+		if j == i {
+			return j, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+func digits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// validString checks the JSON string at b[i] ('"'): no control
+// characters, only JSON's escapes; bytes from 0x80 are not checked.
+func validString(b []byte, i int) (int, bool) {
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20:
+			return i, false
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if len(b)-i < 5 || !isHex(b[i+1]) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) {
+					return i, false
+				}
+				i += 4
+			default:
+				return i, false
+			}
+		}
+	}
+	return i, false
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
 func hasEscape(b []byte) bool {

@@ -203,17 +203,22 @@ func (r *scratch) wrong(field, column string, raw []byte, want string) {
 // whole-record reject) says why the record has no usable id.
 func (p *plan) decode(r *scratch, raw []byte) (string, error) {
 	r.reset(p, raw)
-	if !json.Valid(raw) {
-		var m map[string]json.RawMessage
-		err := json.Unmarshal(raw, &m)
-		if err == nil {
-			err = errors.New("invalid JSON")
+	if ms, ok := splitValid(raw, r.members); ok {
+		r.members = ms
+	} else {
+		r.members = ms[:0]
+		if !json.Valid(raw) {
+			var m map[string]json.RawMessage
+			err := json.Unmarshal(raw, &m)
+			if err == nil {
+				err = errors.New("invalid JSON")
+			}
+			return "", fmt.Errorf("decode: %w", err)
 		}
-		return "", fmt.Errorf("decode: %w", err)
-	}
-	var err error
-	if r.members, err = splitObject(raw, r.members); err != nil {
-		return "", err
+		var err error
+		if r.members, err = splitObject(raw, r.members); err != nil {
+			return "", err
+		}
 	}
 	for i, m := range r.members {
 		s, ok := p.fields[m.key]
@@ -231,8 +236,12 @@ func (p *plan) decode(r *scratch, raw []byte) (string, error) {
 	if v == nil {
 		return "", errMissingID
 	}
-	var id string
+	id, plain := plainString(v)
 	switch {
+	case plain:
+		if strings.TrimSpace(id) == "" {
+			return "", errMissingID
+		}
 	case !utf8.Valid(v):
 		return "", errors.New("unusable id: invalid UTF-8")
 	case json.Unmarshal(v, &id) != nil:
