@@ -285,6 +285,47 @@ func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
+// appendCompact is json.Compact for src, a valid JSON value (a record
+// decode accepted, or a part of one): it appends src without the
+// whitespace outside its strings (TestAppendCompactMatchesJSON).
+func appendCompact(dst, src []byte) []byte {
+	start := 0
+	for i := 0; i < len(src); {
+		switch src[i] {
+		case '"':
+			i = skipString(src, i)
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, src[start:i]...)
+			i++
+			start = i
+		default:
+			i++
+		}
+	}
+	return append(dst, src[start:]...)
+}
+
+// appendKey appends the JSON text json.Marshal gives for the string k: k
+// quoted as it is when it is printable ASCII without '"', '\\' or the
+// characters Marshal escapes for HTML ('<', '>', '&'); else Marshal's.
+func appendKey(dst []byte, k string) []byte {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			kb, _ := json.Marshal(k)
+			return append(dst, kb...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, k...)
+	return append(dst, '"')
+}
+
+// view is b as a string without copying: valid while b is not written
+// (the scratch buffers it views are rewritten for the next record).
+func view(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
 func hasEscape(b []byte) bool {
 	for _, c := range b {
 		if c == '\\' {

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
@@ -192,5 +193,67 @@ func FuzzSplitValid(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		checkSplit(t, raw)
+	})
+}
+
+func checkCompact(t *testing.T, raw []byte) bool {
+	t.Helper()
+	if !json.Valid(raw) {
+		return false
+	}
+	var want bytes.Buffer
+	if err := json.Compact(&want, raw); err != nil {
+		t.Fatalf("%q: %v", raw, err)
+	}
+	if got := appendCompact([]byte("prefix"), raw); string(got) != "prefix"+want.String() {
+		t.Errorf("appendCompact(%q) = %q, want %q", raw, got[len("prefix"):], want.Bytes())
+	}
+	return true
+}
+
+// TestAppendCompactMatchesJSON: appendCompact gives json.Compact's text
+// for every valid record and every member value of the test records.
+func TestAppendCompactMatchesJSON(t *testing.T) {
+	n := 0
+	for _, raw := range diffInputs(t) {
+		if !checkCompact(t, raw) {
+			continue
+		}
+		n++
+		ms, _ := splitObject(raw, nil)
+		for _, m := range ms {
+			checkCompact(t, m.raw)
+		}
+	}
+	if n < 1000 {
+		t.Errorf("only %d valid records compared", n)
+	}
+}
+
+// TestAppendKeyMatchesMarshal: keys land in _extra as json.Marshal
+// writes them.
+func TestAppendKeyMatchesMarshal(t *testing.T) {
+	keys := []string{"", "a", "searchAfter", "x y", `"`, `\`, "<", ">", "&", "\x00", "\x1f", "\x7f", "é", "\u2028", "\u2029", "\xff", "a\tb", "~"}
+	for c := range 256 {
+		keys = append(keys, "k"+string(rune(c)), "k"+string([]byte{byte(c)}))
+	}
+	for _, k := range keys {
+		want, _ := json.Marshal(k)
+		if got := appendKey([]byte("{"), k); string(got) != "{"+string(want) {
+			t.Errorf("appendKey(%q) = %q, want %q", k, got[1:], want)
+		}
+	}
+}
+
+func FuzzAppendCompact(f *testing.F) {
+	for _, s := range oddRecords {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		checkCompact(t, raw)
+		want, _ := json.Marshal(string(raw))
+		if got := appendKey(nil, string(raw)); string(got) != string(want) {
+			t.Errorf("appendKey(%q) = %q, want %q", raw, got, want)
+		}
 	})
 }

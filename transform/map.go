@@ -145,8 +145,9 @@ type scratch struct {
 	extra   []int    // members no column names
 	vals    []val
 	lists   [][]string // backing arrays of list values, per column
+	texts   [][]byte   // backing arrays of JSON text values, per column
 	rej     []fieldReject
-	buf     bytes.Buffer
+	buf     []byte // JSON text of a custom field value (customRows)
 	// the last NormalizePhone of this record (phone_e164 and
 	// phone_extension read the same number)
 	phoneMemo struct {
@@ -181,6 +182,7 @@ func (r *scratch) reset(p *plan, raw []byte) {
 	if cap(r.vals) < len(p.cols) {
 		r.vals = make([]val, len(p.cols))
 		r.lists = make([][]string, len(p.cols))
+		r.texts = make([][]byte, len(p.cols))
 	}
 	r.vals = r.vals[:len(p.cols)]
 	clear(r.vals)
@@ -455,18 +457,17 @@ func (s *Stage) convert(r *scratch, i int, cp *colPlan, field string, raw []byte
 			r.wrong(field, cp.name, raw, map[byte]string{'[': "array", '{': "object"}[cp.jsonSep])
 			return false
 		}
-		r.buf.Reset()
-		if err := json.Compact(&r.buf, fixed); err != nil {
-			r.reject(field, cp.name, raw, err.Error(), false)
-			return false
-		}
-		if c.EmptyNull && (r.buf.String() == "[]" || r.buf.String() == "{}") {
+		// raw is part of a record decode accepted: valid JSON, compacted
+		// without error
+		r.texts[i] = appendCompact(r.texts[i][:0], fixed)
+		js := r.texts[i]
+		if c.EmptyNull && (string(js) == "[]" || string(js) == "{}") {
 			return true
 		}
 		if bad {
 			r.reject(field, cp.name, raw, ReasonUTF8Replaced, true)
 		}
-		*v = val{ok: true, s: r.buf.String()}
+		*v = val{ok: true, s: view(js)}
 	}
 	return true
 }
@@ -539,24 +540,22 @@ func (s *Stage) compute(p *plan, r *scratch, i int, pathContact string) {
 		if len(r.extra) == 0 {
 			return
 		}
-		r.buf.Reset()
-		r.buf.WriteByte('{')
+		out := append(r.texts[i][:0], '{')
 		for k, mi := range r.extra {
 			m := r.members[mi]
 			if k > 0 {
-				r.buf.WriteByte(',')
+				out = append(out, ',')
 			}
-			kb, _ := json.Marshal(m.key)
-			r.buf.Write(kb)
-			r.buf.WriteByte(':')
-			_ = json.Compact(&r.buf, m.raw)
+			out = appendKey(out, m.key)
+			out = append(out, ':')
+			out = appendCompact(out, m.raw)
 		}
-		r.buf.WriteByte('}')
-		out := r.buf.Bytes()
+		out = append(out, '}')
+		r.texts[i] = out
 		if !utf8.Valid(out) {
 			out = bytes.ToValidUTF8(out, []byte("\uFFFD"))
 		}
-		*v = val{ok: true, s: string(out)}
+		*v = val{ok: true, s: view(out)}
 	}
 }
 
@@ -584,9 +583,8 @@ func (s *Stage) customColumn(p *plan, r *scratch, i int) {
 			field := "customFields." + id
 			if cp.c.Type == whsql.TypeString && value[0] != '"' {
 				// a number or list in a text column: its JSON text
-				r.buf.Reset()
-				_ = json.Compact(&r.buf, value)
-				if str := r.buf.String(); str != "" {
+				r.texts[i] = appendCompact(r.texts[i][:0], value)
+				if str := view(r.texts[i]); str != "" {
 					r.vals[i] = val{ok: true, s: str}
 				}
 				return false
@@ -777,9 +775,8 @@ func (s *Stage) customRows(p *plan, r *scratch, contactID string) {
 			str(6, "")
 		} else {
 			fixed, _ := valid(value)
-			r.buf.Reset()
-			_ = json.Compact(&r.buf, fixed)
-			js := r.buf.Bytes()
+			r.buf = appendCompact(r.buf[:0], fixed)
+			js := r.buf
 			if fixed[0] == '"' {
 				text, ok := plainString(fixed)
 				if !ok {
