@@ -449,6 +449,95 @@ func lookup(raw []byte, key string) ([]byte, bool) {
 	return found, ok
 }
 
+// decodeString decodes the JSON value raw (valid JSON without whitespace
+// around it: a value of a record decode accepted) into a string as json.Unmarshal does (false when
+// Unmarshal fails), through plainString and unquote for strings, with buf
+// as unquote's scratch space (returned, maybe grown).
+func decodeString(raw, buf []byte) (string, []byte, bool) {
+	if s, ok := plainString(raw); ok {
+		return s, buf, true
+	}
+	if b, ok := unquote(buf[:0], raw); ok {
+		return string(b), b, true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", buf, false
+	}
+	return s, buf, true
+}
+
+// unquote appends the content of the JSON string raw to dst, its escapes
+// decoded, when raw is valid UTF-8 and its \u escapes name no surrogates
+// (so that encoding/json would decode it to the same bytes); false
+// otherwise, and for anything that is not a valid JSON string.
+func unquote(dst, raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' || !utf8.Valid(raw) {
+		return dst, false
+	}
+	s := raw[1 : len(raw)-1]
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '"' || c < 0x20:
+			return dst, false
+		case c != '\\':
+			j := i + 1
+			for j < len(s) && s[j] != '\\' && s[j] != '"' && s[j] >= 0x20 {
+				j++
+			}
+			dst = append(dst, s[i:j]...)
+			i = j
+			continue
+		}
+		if i+1 >= len(s) {
+			return dst, false
+		}
+		switch e := s[i+1]; e {
+		case '"', '\\', '/':
+			dst = append(dst, e)
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			if i+6 > len(s) {
+				return dst, false
+			}
+			var r rune
+			for _, h := range s[i+2 : i+6] {
+				switch {
+				case h >= '0' && h <= '9':
+					h -= '0'
+				case h >= 'a' && h <= 'f':
+					h -= 'a' - 10
+				case h >= 'A' && h <= 'F':
+					h -= 'A' - 10
+				default:
+					return dst, false
+				}
+				r = r<<4 | rune(h)
+			}
+			if r >= 0xD800 && r < 0xE000 {
+				return dst, false // a surrogate: encoding/json's rules
+			}
+			dst = utf8.AppendRune(dst, r)
+			i += 6
+			continue
+		default:
+			return dst, false
+		}
+		i += 2
+	}
+	return dst, true
+}
+
 // plainString returns the content of the JSON string raw without
 // allocating when it has no escapes and is valid UTF-8.
 func plainString(raw []byte) (string, bool) {

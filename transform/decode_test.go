@@ -257,3 +257,64 @@ func FuzzAppendCompact(f *testing.F) {
 		}
 	})
 }
+
+func checkDecodeString(t *testing.T, raw []byte) {
+	t.Helper()
+	var want string
+	werr := json.Unmarshal(raw, &want)
+	// decodeString's raw is a value of a record decode accepted: valid
+	// JSON, without whitespace around it
+	cut := json.Valid(raw) && skipWS(raw, 0) == 0 && !bytes.ContainsAny(raw[len(raw)-1:], " \t\r\n")
+	if got, _, ok := decodeString(raw, nil); cut && (ok != (werr == nil) || got != want) {
+		t.Errorf("decodeString(%q) = %q, %v; json.Unmarshal %q, %v", raw, got, ok, want, werr)
+	}
+	if b, ok := unquote(nil, raw); ok && (werr != nil || string(b) != want) {
+		t.Errorf("unquote(%q) = %q; json.Unmarshal %q, %v", raw, b, want, werr)
+	}
+}
+
+// TestDecodeStringMatchesUnmarshal: decodeString (and unquote where it
+// does not decline) decode strings as json.Unmarshal does, and fail where
+// it fails: member values and array elements of the test records, and
+// escapes of every kind.
+func TestDecodeStringMatchesUnmarshal(t *testing.T) {
+	raws := [][]byte{}
+	for _, s := range []string{`""`, `"a"`, `"\""`, `"\\"`, `"\/"`, `"\b\f\n\r\t"`, `"\u0000"`, `"\u00e9\u00E9"`, `"\u2028"`,
+		`"\ud83d\ude00"`, `"\ud83d"`, `"\ude00"`, `"\ud83dx"`, `"\ud83d\u0041"`, `"\uDFFF\uD800"`, `"\uffff"`, `"\u12"`, `"\u12g4"`,
+		`"\x"`, `"\'"`, `"a\"`, `"`, `"a`, `a"`, `x`, `1`, `null`, `true`, `[]`, `{}`, `"é\u00e9"`, "\"\xff\"", "\"\xe9t\\u00e9\"",
+		"\"a\tb\"", "\"a\x00\"", "\"\x7f\"", `"a\\nb\\"`, `"tab\tsep \\ back"`} {
+		raws = append(raws, []byte(s))
+	}
+	for _, rec := range diffInputs(t) {
+		if !json.Valid(rec) {
+			continue
+		}
+		ms, _ := splitObject(rec, nil)
+		for _, m := range ms {
+			raws = append(raws, m.raw)
+			eachElement(m.raw, func(el []byte) bool {
+				raws = append(raws, el)
+				return true
+			})
+		}
+	}
+	escaped := 0
+	for _, raw := range raws {
+		checkDecodeString(t, raw)
+		if _, ok := unquote(nil, raw); ok && bytes.IndexByte(raw, '\\') >= 0 {
+			escaped++
+		}
+	}
+	if escaped < 20 {
+		t.Errorf("only %d strings with escapes decoded by unquote", escaped)
+	}
+}
+
+func FuzzDecodeString(f *testing.F) {
+	for _, s := range []string{`"a"`, `"\u00e9\ud83d\ude00"`, `"\ud83d"`, "\"\xff\"", `"a\"`, `1`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		checkDecodeString(t, raw)
+	})
+}

@@ -148,6 +148,7 @@ type scratch struct {
 	texts   [][]byte   // backing arrays of JSON text values, per column
 	rej     []fieldReject
 	buf     []byte // JSON text of a custom field value (customRows)
+	ubuf    []byte // unquote's scratch space
 	// the last NormalizePhone of this record (phone_e164 and
 	// phone_extension read the same number)
 	phoneMemo struct {
@@ -239,16 +240,16 @@ func (p *plan) decode(r *scratch, raw []byte) (string, error) {
 		return "", errMissingID
 	}
 	id, plain := plainString(v)
-	switch {
-	case plain:
-		if strings.TrimSpace(id) == "" {
-			return "", errMissingID
+	if !plain {
+		if !utf8.Valid(v) {
+			return "", errors.New("unusable id: invalid UTF-8")
 		}
-	case !utf8.Valid(v):
-		return "", errors.New("unusable id: invalid UTF-8")
-	case json.Unmarshal(v, &id) != nil:
-		return "", fmt.Errorf("unusable id: want string, got %s", kind(v))
-	case strings.TrimSpace(id) == "":
+		var ok bool
+		if id, r.ubuf, ok = decodeString(v, r.ubuf); !ok {
+			return "", fmt.Errorf("unusable id: want string, got %s", kind(v))
+		}
+	}
+	if strings.TrimSpace(id) == "" {
 		return "", errMissingID
 	}
 	return id, nil
@@ -431,7 +432,7 @@ func (s *Stage) convert(r *scratch, i int, cp *colPlan, field string, raw []byte
 			if !ok {
 				fixed, m := valid(el)
 				mended = mended || m
-				if json.Unmarshal(fixed, &str) != nil {
+				if str, r.ubuf, ok = decodeString(fixed, r.ubuf); !ok {
 					bad = "want array of strings, got array"
 					return false
 				}
@@ -478,8 +479,9 @@ func (r *scratch) str(field, column string, raw []byte) (string, bool) {
 		return s, true
 	}
 	fixed, bad := valid(raw)
-	var s string
-	if json.Unmarshal(fixed, &s) != nil {
+	s, buf, ok := decodeString(fixed, r.ubuf)
+	r.ubuf = buf
+	if !ok {
 		r.wrong(field, column, raw, "string")
 		return "", false
 	}
@@ -505,10 +507,7 @@ func (s *Stage) compute(p *plan, r *scratch, i int, pathContact string) {
 		body := ""
 		if p.body >= 0 {
 			if raw := r.slots[p.body]; raw != nil {
-				body, _ = plainString(raw)
-				if body == "" {
-					_ = json.Unmarshal(raw, &body)
-				}
+				body, r.ubuf, _ = decodeString(raw, r.ubuf)
 			}
 		}
 		if c := parent(pathContact, body); c != "" {
@@ -778,10 +777,8 @@ func (s *Stage) customRows(p *plan, r *scratch, contactID string) {
 			r.buf = appendCompact(r.buf[:0], fixed)
 			js := r.buf
 			if fixed[0] == '"' {
-				text, ok := plainString(fixed)
-				if !ok {
-					_ = json.Unmarshal(fixed, &text)
-				}
+				var text string
+				text, r.ubuf, _ = decodeString(fixed, r.ubuf)
 				str(5, text)
 				switch strings.ToUpper(d.DataType) {
 				case "NUMERICAL", "MONETORY", "MONETARY", "NUMBER":
