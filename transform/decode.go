@@ -256,6 +256,12 @@ func digits(b []byte, i int) int {
 // characters, only JSON's escapes; bytes from 0x80 are not checked.
 func validString(b []byte, i int) (int, bool) {
 	for i++; i < len(b); i++ {
+		for i < len(b) && plainByte[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1, true
@@ -280,6 +286,15 @@ func validString(b []byte, i int) (int, bool) {
 	}
 	return i, false
 }
+
+// plainByte: the bytes of a JSON string that stand for themselves (not
+// '"', '\\' or a control character).
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
@@ -345,6 +360,12 @@ func skipWS(b []byte, i int) int {
 // skipString returns the index after the string starting at b[i] ('"').
 func skipString(b []byte, i int) int {
 	for i++; i < len(b); i++ {
+		for i < len(b) && plainByte[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		switch b[i] {
 		case '\\':
 			i++
