@@ -42,7 +42,10 @@ func NormalizeEmail(s string) (string, bool) {
 	if err != nil || !strings.Contains(ascii, ".") {
 		return "", false
 	}
-	out := local + "@" + ascii
+	out := s // already local@ascii: no copy
+	if s[at+1:] != ascii {
+		out = local + "@" + ascii
+	}
 	if len(out) > 254 {
 		return "", false
 	}
