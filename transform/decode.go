@@ -559,6 +559,24 @@ func unquote(dst, raw []byte) ([]byte, bool) {
 	return dst, true
 }
 
+// plainStrings appends to ss the elements of the (valid) JSON array raw
+// when they are all plain strings (plainString): what json.Unmarshal into
+// a []string gives then, a non-nil slice even for []. False otherwise.
+func plainStrings(raw []byte, ss []string) ([]string, bool) {
+	if ss == nil {
+		ss = make([]string, 0, 4)
+	}
+	ok := true
+	eachElement(raw, func(el []byte) bool {
+		var s string
+		if s, ok = plainString(el); ok {
+			ss = append(ss, s)
+		}
+		return ok
+	})
+	return ss, ok
+}
+
 // plainString returns the content of the JSON string raw without
 // allocating when it has no escapes and is valid UTF-8.
 func plainString(raw []byte) (string, bool) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -317,4 +318,37 @@ func FuzzDecodeString(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		checkDecodeString(t, raw)
 	})
+}
+
+// TestPlainStringsMatchesUnmarshal: where plainStrings reads an array,
+// json.Unmarshal into a []string gives the same (non-nil) slice.
+func TestPlainStringsMatchesUnmarshal(t *testing.T) {
+	raws := [][]byte{[]byte(`[]`), []byte(` [ ] `), []byte(`["a"]`), []byte(`["a", "b" ,"é"]`), []byte(`[null]`), []byte(`["a",1]`),
+		[]byte(`["a\n"]`), []byte(`[["a"]]`), []byte(`[{"a":"b"}]`), []byte("[\"\xff\"]")}
+	for _, rec := range diffInputs(t) {
+		if !json.Valid(rec) {
+			continue
+		}
+		ms, _ := splitObject(rec, nil)
+		for _, m := range ms {
+			if m.raw[0] == '[' {
+				raws = append(raws, m.raw)
+			}
+		}
+	}
+	read := 0
+	for _, raw := range raws {
+		got, ok := plainStrings(raw, nil)
+		if !ok {
+			continue
+		}
+		read++
+		var want []string
+		if err := json.Unmarshal(raw, &want); err != nil || got == nil || !slices.Equal(got, want) {
+			t.Errorf("plainStrings(%q) = %q; json.Unmarshal %q, %v", raw, got, want, err)
+		}
+	}
+	if read < 100 {
+		t.Errorf("plainStrings read only %d arrays", read)
+	}
 }

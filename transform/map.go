@@ -147,14 +147,30 @@ type scratch struct {
 	lists   [][]string // backing arrays of list values, per column
 	texts   [][]byte   // backing arrays of JSON text values, per column
 	rej     []fieldReject
-	buf     []byte // JSON text of a custom field value (customRows)
-	ubuf    []byte // unquote's scratch space
+	buf     []byte   // JSON text of a custom field value (customRows)
+	ubuf    []byte   // unquote's scratch space
+	cfList  []string // a custom field value's list (customRows)
 	// the last NormalizePhone of this record (phone_e164 and
 	// phone_extension read the same number)
 	phoneMemo struct {
 		in, region, fallback, e164, ext string
 		ok, set                         bool
 	}
+	// the last NormalizeEmail (email_normalized and email_valid)
+	emailMemo struct {
+		in, out string
+		ok, set bool
+	}
+}
+
+// email is NormalizeEmail, remembered for the record being mapped.
+func (r *scratch) email(s string) (string, bool) {
+	m := &r.emailMemo
+	if !m.set || m.in != s {
+		m.out, m.ok = NormalizeEmail(s)
+		m.in, m.set = s, true
+	}
+	return m.out, m.ok
 }
 
 // phone is NormalizePhone, remembered for the record being mapped.
@@ -174,7 +190,8 @@ func (r *scratch) reset(p *plan, raw []byte) {
 	r.members = r.members[:0]
 	r.extra = r.extra[:0]
 	r.rej = nil
-	r.phoneMemo.set = false // its strings may view the previous record
+	r.phoneMemo.set = false // their strings may view the previous record
+	r.emailMemo.set = false
 	if cap(r.slots) < p.nslots {
 		r.slots = make([][]byte, p.nslots)
 	}
@@ -326,7 +343,7 @@ func (s *Stage) convert(r *scratch, i int, cp *colPlan, field string, raw []byte
 		case whsql.NormTrim:
 			str = strings.TrimSpace(str)
 		case whsql.NormEmail:
-			str, _ = NormalizeEmail(str)
+			str, _ = r.email(str)
 		case whsql.NormPhoneE164, whsql.NormPhoneExt:
 			e164, ext, ok := r.phone(str, s.regionOf(r, cp), s.region)
 			if !ok {
@@ -347,7 +364,7 @@ func (s *Stage) convert(r *scratch, i int, cp *colPlan, field string, raw []byte
 			if strings.TrimSpace(str) == "" {
 				return true
 			}
-			_, valid := NormalizeEmail(str)
+			_, valid := r.email(str)
 			*v = val{ok: true, b: valid}
 			return true
 		}
@@ -765,10 +782,12 @@ func (s *Stage) customRows(p *plan, r *scratch, contactID string) {
 		str(2, d.FieldKey)
 		str(3, d.Name)
 		str(4, d.DataType)
-		var num *float64
-		var dt time.Time
-		var flag *bool
-		var list []string
+		var (
+			num, flag, flagV bool
+			f                float64
+			dt               time.Time
+			list             []string
+		)
 		if value == nil {
 			str(5, "")
 			str(6, "")
@@ -782,8 +801,8 @@ func (s *Stage) customRows(p *plan, r *scratch, contactID string) {
 				str(5, text)
 				switch strings.ToUpper(d.DataType) {
 				case "NUMERICAL", "MONETORY", "MONETARY", "NUMBER":
-					if f, err := strconv.ParseFloat(strings.TrimSpace(text), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
-						num = &f
+					if v, err := strconv.ParseFloat(strings.TrimSpace(text), 64); err == nil && !math.IsInf(v, 0) && !math.IsNaN(v) {
+						num, f = true, v
 					}
 				case "DATE":
 					if t, _, err := parseTime(text, time.UTC); err == nil {
@@ -796,27 +815,52 @@ func (s *Stage) customRows(p *plan, r *scratch, contactID string) {
 			b.Field(6).(*array.StringBuilder).BinaryBuilder.Append(js)
 			switch fixed[0] {
 			case '[':
-				var ss []string
-				if json.Unmarshal(fixed, &ss) == nil {
-					list = ss
+				if ss, ok := plainStrings(fixed, r.cfList[:0]); ok {
+					list, r.cfList = ss, ss
+				} else {
+					var ss []string
+					if json.Unmarshal(fixed, &ss) == nil {
+						list = ss
+					}
 				}
 			case 't', 'f':
-				v := fixed[0] == 't'
-				flag = &v
+				flag, flagV = true, fixed[0] == 't'
 			case '"', '{':
 			default:
-				if f, err := strconv.ParseFloat(string(fixed), 64); err == nil {
-					num = &f
+				if v, err := strconv.ParseFloat(string(fixed), 64); err == nil {
+					num, f = true, v
 					if strings.ToUpper(d.DataType) == "DATE" && f >= 1e9 {
 						dt = time.UnixMilli(int64(f)).UTC()
 					}
 				}
 			}
 		}
-		appendValue(b.Field(7), num)
-		appendValue(b.Field(8), day{t: dt, ok: !dt.IsZero()})
-		appendValue(b.Field(9), flag)
-		appendValue(b.Field(10), list)
+		// as appendValue would append *float64, day, *bool and []string,
+		// without boxing them
+		if fb := b.Field(7).(*array.Float64Builder); num {
+			fb.Append(f)
+		} else {
+			fb.AppendNull()
+		}
+		if fb := b.Field(8).(*array.Date32Builder); !dt.IsZero() {
+			fb.Append(arrow.Date32FromTime(dt))
+		} else {
+			fb.AppendNull()
+		}
+		if fb := b.Field(9).(*array.BooleanBuilder); flag {
+			fb.Append(flagV)
+		} else {
+			fb.AppendNull()
+		}
+		if fb := b.Field(10).(*array.ListBuilder); list != nil {
+			fb.Append(true)
+			vb := fb.ValueBuilder().(*array.StringBuilder)
+			for _, x := range list {
+				vb.Append(x)
+			}
+		} else {
+			fb.AppendNull()
+		}
 		b.Field(11).(*array.StringBuilder).Append(s.cfg.Source)
 		b.Field(12).(*array.StringBuilder).Append(s.loc)
 		b.Field(13).(*array.StringBuilder).Append(s.cfg.RunID)
