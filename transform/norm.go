@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -116,12 +117,7 @@ func fastE164(s string) (string, bool) {
 			(md.GetNationalPrefix() != "" && strings.HasPrefix(national, md.GetNationalPrefix())) {
 			return "", false
 		}
-		nn, err := strconv.ParseUint(national, 10, 64)
-		if err != nil {
-			return "", false
-		}
-		n := &phonenumbers.PhoneNumber{CountryCode: proto32(int32(cc)), NationalNumber: &nn}
-		if phonenumbers.IsPossibleNumberWithReason(n) != phonenumbers.IS_POSSIBLE {
+		if !possibleLength(cc, national) {
 			return "", false
 		}
 		return s, true
@@ -161,6 +157,35 @@ func fastE164Grouped(s string) (string, bool) {
 	}
 	e164, ok := fastE164(string(buf[:n]))
 	return e164, ok
+}
+
+// possibleLen caches possibleLength by calling code and length.
+var possibleLen [1000][16]atomic.Int32 // 0 unknown, 1 possible, 2 not
+
+// possibleLength says whether national (digits, no leading 0, at most 15)
+// is a possible national significant number for calling code cc:
+// IsPossibleNumberWithReason, whose answer depends on cc and the number's
+// length alone (testNumberLength), asked once per pair.
+func possibleLength(cc int, national string) bool {
+	c := &possibleLen[cc][len(national)]
+	switch c.Load() {
+	case 1:
+		return true
+	case 2:
+		return false
+	}
+	nn, err := strconv.ParseUint(national, 10, 64)
+	if err != nil {
+		return false
+	}
+	n := &phonenumbers.PhoneNumber{CountryCode: proto32(int32(cc)), NationalNumber: &nn}
+	ok := phonenumbers.IsPossibleNumberWithReason(n) == phonenumbers.IS_POSSIBLE
+	if ok {
+		c.Store(1)
+	} else {
+		c.Store(2)
+	}
+	return ok
 }
 
 func proto32(v int32) *int32 { return &v }

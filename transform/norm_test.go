@@ -216,3 +216,36 @@ func TestFastE164GroupedMatchesParse(t *testing.T) {
 		}
 	}
 }
+
+// TestPossibleLengthMatchesLibrary: the cached answer of possibleLength
+// is IsPossibleNumberWithReason's for every number of each calling code
+// and length, whichever number of that length asked first.
+func TestPossibleLengthMatchesLibrary(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	possible := 0
+	for cc := 1; cc < 1000; cc++ {
+		if phonenumbers.GetRegionCodeForCountryCode(cc) == "ZZ" {
+			continue
+		}
+		for n := 1; n <= 14; n++ {
+			for range 3 {
+				d := []byte{byte('1' + r.IntN(9))}
+				for len(d) < n {
+					d = append(d, byte('0'+r.IntN(10)))
+				}
+				nn, _ := strconv.ParseUint(string(d), 10, 64)
+				cc32 := int32(cc)
+				want := phonenumbers.IsPossibleNumberWithReason(&phonenumbers.PhoneNumber{CountryCode: &cc32, NationalNumber: &nn}) == phonenumbers.IS_POSSIBLE
+				if got := possibleLength(cc, string(d)); got != want {
+					t.Errorf("possibleLength(%d, %s) = %v, want %v", cc, d, got, want)
+				}
+				if want {
+					possible++
+				}
+			}
+		}
+	}
+	if possible < 1000 {
+		t.Errorf("only %d possible numbers", possible)
+	}
+}
