@@ -25,8 +25,13 @@ func ParseTime(s string, loc *time.Location) (time.Time, error) {
 // parseTime is ParseTime that also says whether s was a zone-less wall time.
 func parseTime(s string, loc *time.Location) (time.Time, bool, error) {
 	s = strings.TrimSpace(s)
-	if w, ok := parseNaive(s); ok {
+	if w, ok := parseClock(s, ' '); ok {
 		return InZone(w, loc), true, nil
+	}
+	if n := len(s); n > 19 && s[n-1] == 'Z' && s[10] == 'T' {
+		if t, ok := parseClock(s[:n-1], 'T'); ok {
+			return t, false, nil
+		}
 	}
 	if len(s) >= 10 && allDigits(s) {
 		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
@@ -36,12 +41,14 @@ func parseTime(s string, loc *time.Location) (time.Time, bool, error) {
 	return parseTimeLayouts(s, loc)
 }
 
-// parseNaive reads, without time.Parse (whose failures on the layouts
+// parseClock reads, without time.Parse (whose failures on the layouts
 // tried before the right one allocate errors), a date "2006-01-02" or a
-// zone-less time "2006-01-02 15:04:05", maybe with 1 to 9 digits of fraction after
-// a '.', as the naive layouts do; false for anything else (an invalid date
-// among them), which the layouts will read. TestParseTimeFastMatchesLayouts.
-func parseNaive(s string) (time.Time, bool) {
+// time "2006-01-02 15:04:05" (sep between date and clock), maybe with 1 to
+// 9 digits of fraction after a '.', in UTC: as the naive layouts read a
+// zone-less time (sep ' '), or RFC 3339 one ending in Z without its Z (sep
+// 'T'); false for anything else (an invalid date among them), which the
+// layouts will read. TestParseTimeFastMatchesLayouts.
+func parseClock(s string, sep byte) (time.Time, bool) {
 	if len(s) != 10 && len(s) != 19 && (len(s) < 21 || len(s) > 29 || s[19] != '.') {
 		return time.Time{}, false
 	}
@@ -56,7 +63,7 @@ func parseNaive(s string) (time.Time, bool) {
 	}
 	var hour, min, sec, nsec int
 	if len(s) > 10 {
-		if s[10] != ' ' || s[13] != ':' || s[16] != ':' {
+		if s[10] != sep || s[13] != ':' || s[16] != ':' {
 			return time.Time{}, false
 		}
 		var ok4, ok5, ok6 bool

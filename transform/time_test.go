@@ -65,11 +65,17 @@ func TestParseTimeFastMatchesLayouts(t *testing.T) {
 				t.Errorf("parseTime(%q, %s) = %v, %v, %v; layouts %v, %v, %v", s, loc, got, gnaive, gerr, want, wnaive, werr)
 			}
 		}
-		if _, ok := parseNaive(strings.TrimSpace(s)); ok {
+		if _, ok := parseClock(strings.TrimSpace(s), ' '); ok {
 			fast++
 		}
 	}
 	if fast < 3000 {
-		t.Errorf("parseNaive read only %d strings", fast)
+		t.Errorf("parseClock read only %d strings", fast)
+	}
+	for _, s := range []string{"2022-01-07T10:41:49.378Z", "2022-01-07T10:41:49Z", "2024-02-29T23:59:59.123456789Z"} {
+		want, _ := time.Parse(time.RFC3339Nano, s)
+		if got, naive, err := parseTime(s, ny); err != nil || naive || got != want.UTC() {
+			t.Errorf("parseTime(%q) = %v, %v, %v; want %v", s, got, naive, err, want)
+		}
 	}
 }
