@@ -87,15 +87,27 @@ func splitValid(raw []byte, ms []member) ([]member, bool) {
 		return ms, skipWS(raw, i+1) == len(raw)
 	}
 	for {
-		ks := i
 		if i >= len(raw) || raw[i] != '"' {
 			return ms, false
 		}
-		var ok bool
-		if i, ok = validString(raw, i); !ok {
-			return ms, false
+		// a key of plain ASCII is a view; any other is checked and
+		// unquoted as splitObject does
+		j := i + 1
+		for j < len(raw) && plainASCII[raw[j]] {
+			j++
 		}
-		ke := i
+		var key string
+		var ok bool
+		if j < len(raw) && raw[j] == '"' {
+			key = view(raw[i+1 : j])
+			i = j + 1
+		} else {
+			ks := i
+			if i, ok = validString(raw, i); !ok {
+				return ms, false
+			}
+			key = objectKey(raw[ks:i])
+		}
 		i = skipWS(raw, i)
 		if i >= len(raw) || raw[i] != ':' {
 			return ms, false
@@ -105,7 +117,7 @@ func splitValid(raw []byte, ms []member) ([]member, bool) {
 		if i, ok = validValue(raw, i, 1); !ok {
 			return ms, false
 		}
-		ms = append(ms, member{key: objectKey(raw[ks:ke]), raw: raw[vs:i]})
+		ms = append(ms, member{key: key, raw: raw[vs:i]})
 		i = skipWS(raw, i)
 		if i >= len(raw) {
 			return ms, false
@@ -291,6 +303,14 @@ func validString(b []byte, i int) (int, bool) {
 // '"', '\\' or a control character).
 var plainByte = func() (t [256]bool) {
 	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// plainASCII: plainByte's ASCII bytes.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
 	return t
