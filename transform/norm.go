@@ -39,7 +39,11 @@ func NormalizeEmail(s string) (string, bool) {
 	if !quoted && (local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..")) {
 		return "", false
 	}
-	ascii, err := idnaProfile.ToASCII(strings.ToLower(domain))
+	ascii, ok := plainDomain(domain)
+	var err error
+	if !ok {
+		ascii, err = idnaProfile.ToASCII(strings.ToLower(domain))
+	}
 	if err != nil || !strings.Contains(ascii, ".") {
 		return "", false
 	}
@@ -51,6 +55,33 @@ func NormalizeEmail(s string) (string, bool) {
 		return "", false
 	}
 	return out, true
+}
+
+// plainDomain returns d when idnaProfile.ToASCII would return it as it
+// is: two or more labels of 1 to 63 lower-case letters, digits and inner
+// hyphens (no "--", so no A-label and no hyphens in the 3rd and 4th
+// places), at most 253 bytes. False for any other domain, left to IDNA
+// (TestPlainDomainMatchesIDNA).
+func plainDomain(d string) (string, bool) {
+	if len(d) > 253 {
+		return "", false
+	}
+	labels, start := 0, 0
+	for i := 0; i <= len(d); i++ {
+		if i < len(d) && d[i] != '.' {
+			c := d[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' && i > start && d[i-1] != '-') {
+				return "", false
+			}
+			continue
+		}
+		if n := i - start; n == 0 || n > 63 || d[i-1] == '-' {
+			return "", false
+		}
+		labels++
+		start = i + 1
+	}
+	return d, labels >= 2
 }
 
 var idnaProfile = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.ValidateLabels(true),

@@ -249,3 +249,47 @@ func TestPossibleLengthMatchesLibrary(t *testing.T) {
 		t.Errorf("only %d possible numbers", possible)
 	}
 }
+
+// TestPlainDomainMatchesIDNA: a domain plainDomain takes is one IDNA's
+// lookup profile returns unchanged, without error; over random domains of
+// letters, digits, hyphens, dots and a few other characters.
+func TestPlainDomainMatchesIDNA(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	domains := []string{"example.com", "a.b", "x--y.com", "xn--bcher-kva.de", "ab--c.de", "-a.com", "a-.com", "a..com", ".a.com", "a.com.",
+		"com", "a.b.c.d.e", strings.Repeat("a", 63) + ".com", strings.Repeat("a", 64) + ".com", strings.Repeat("a.", 126) + "co", strings.Repeat("a.", 127) + "co"}
+	for range 50000 {
+		var b []byte
+		for l := range 1 + r.IntN(4) {
+			if l > 0 {
+				b = append(b, '.')
+			}
+			n := 1 + r.IntN(8)
+			if r.IntN(10) == 0 {
+				n = 60 + r.IntN(6)
+			}
+			for range n {
+				if r.IntN(12) == 0 {
+					b = append(b, "-.AZ_é\x00"[r.IntN(8)])
+				} else {
+					b = append(b, "abcxyz0189"[r.IntN(10)])
+				}
+			}
+		}
+		domains = append(domains, string(b))
+	}
+	taken := 0
+	for _, d := range domains {
+		got, ok := plainDomain(d)
+		if !ok {
+			continue
+		}
+		taken++
+		want, err := idnaProfile.ToASCII(d)
+		if err != nil || got != want || !strings.Contains(want, ".") {
+			t.Errorf("plainDomain(%q) = %q; ToASCII %q, %v", d, got, want, err)
+		}
+	}
+	if taken < 2000 {
+		t.Errorf("plainDomain took only %d domains", taken)
+	}
+}
