@@ -3,10 +3,13 @@ package transform
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/extract/sim"
@@ -350,5 +353,80 @@ func TestPlainStringsMatchesUnmarshal(t *testing.T) {
 	}
 	if read < 100 {
 		t.Errorf("plainStrings read only %d arrays", read)
+	}
+}
+
+// slowDecode is decode as it was before splitValid and decodeString:
+// json.Valid, splitObject, the id through json.Unmarshal.
+func slowDecode(p *plan, r *scratch, raw []byte) (string, error) {
+	r.reset(p, raw)
+	if !json.Valid(raw) {
+		var m map[string]json.RawMessage
+		err := json.Unmarshal(raw, &m)
+		if err == nil {
+			err = errors.New("invalid JSON")
+		}
+		return "", fmt.Errorf("decode: %w", err)
+	}
+	var err error
+	if r.members, err = splitObject(raw, r.members); err != nil {
+		return "", err
+	}
+	for i, m := range r.members {
+		s, ok := p.fields[m.key]
+		if !ok {
+			r.extra = append(r.extra, i)
+			continue
+		}
+		if string(m.raw) == "null" {
+			r.slots[s] = nil
+		} else {
+			r.slots[s] = m.raw
+		}
+	}
+	v := r.slots[p.id]
+	if v == nil {
+		return "", errMissingID
+	}
+	var id string
+	switch {
+	case !utf8.Valid(v):
+		return "", errors.New("unusable id: invalid UTF-8")
+	case json.Unmarshal(v, &id) != nil:
+		return "", fmt.Errorf("unusable id: want string, got %s", kind(v))
+	case strings.TrimSpace(id) == "":
+		return "", errMissingID
+	}
+	return id, nil
+}
+
+// TestDecodeMatchesSlowPath: decode rejects exactly the records the slow
+// path rejects, with the same reason, and splits the others into the same
+// slots, unknown members and id, for the plan of every table.
+func TestDecodeMatchesSlowPath(t *testing.T) {
+	rejected := 0
+	raws := diffInputs(t)
+	for _, tb := range whsql.Data {
+		p := newPlan(tb)
+		var fast, slow scratch
+		for _, raw := range raws {
+			id, err := p.decode(&fast, raw)
+			sid, serr := slowDecode(p, &slow, raw)
+			if (err == nil) != (serr == nil) || (err != nil && err.Error() != serr.Error()) || id != sid {
+				t.Errorf("%s %q: decode %q, %v; slow path %q, %v", tb.Name, raw, id, err, sid, serr)
+				continue
+			}
+			if err != nil {
+				rejected++
+				continue
+			}
+			if !slices.EqualFunc(fast.slots, slow.slots, bytes.Equal) || !slices.Equal(fast.extra, slow.extra) ||
+				!slices.EqualFunc(fast.members, slow.members, func(a, b member) bool { return a.key == b.key && bytes.Equal(a.raw, b.raw) }) {
+				t.Errorf("%s %q: decode split it differently", tb.Name, raw)
+			}
+		}
+	}
+	if rejected < 1000 {
+		t.Errorf("only %d records rejected whole", rejected)
 	}
 }
