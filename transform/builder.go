@@ -21,6 +21,8 @@ type rows struct {
 	schema *arrow.Schema
 	b      *array.RecordBuilder
 	n      int
+	data   []int // bytes of each string column (or list's strings) of the last batch
+	elems  []int // strings of each list column of the last batch
 }
 
 func newRows(mem memory.Allocator, schema *arrow.Schema) *rows {
@@ -39,13 +41,43 @@ func (r *rows) add(vals ...any) {
 	r.n++
 }
 
-// flush hands over the built record (nil when empty); the caller releases it.
+// flush hands over the built record (nil when empty); the caller releases
+// it. The builders are then sized for a batch like this one, so that they
+// do not grow (and copy) value by value.
 func (r *rows) flush() arrow.RecordBatch {
 	if r.n == 0 {
 		return nil
 	}
+	n := r.n
 	r.n = 0
-	return r.b.NewRecordBatch()
+	nf := r.schema.NumFields()
+	if r.data == nil {
+		r.data, r.elems = make([]int, nf), make([]int, nf)
+	}
+	for i := range nf {
+		switch fb := r.b.Field(i).(type) {
+		case *array.StringBuilder:
+			r.data[i] = fb.DataLen()
+		case *array.ListBuilder:
+			if vb, ok := fb.ValueBuilder().(*array.StringBuilder); ok {
+				r.elems[i], r.data[i] = vb.Len(), vb.DataLen()
+			}
+		}
+	}
+	rec := r.b.NewRecordBatch()
+	r.b.Reserve(n)
+	for i := range nf {
+		switch fb := r.b.Field(i).(type) {
+		case *array.StringBuilder:
+			fb.ReserveData(r.data[i])
+		case *array.ListBuilder:
+			if vb, ok := fb.ValueBuilder().(*array.StringBuilder); ok {
+				vb.Reserve(r.elems[i])
+				vb.ReserveData(r.data[i])
+			}
+		}
+	}
+	return rec
 }
 
 func (r *rows) release() { r.b.Release() }

@@ -36,15 +36,7 @@ func splitObject(raw []byte, ms []member) ([]member, error) {
 	for i < len(raw) {
 		ks := i
 		i = skipString(raw, i)
-		key := raw[ks+1 : i-1]
-		var k string
-		if hasEscape(key) || !utf8.Valid(key) {
-			if json.Unmarshal(raw[ks:i], &k) != nil {
-				k = string(key)
-			}
-		} else {
-			k = unsafe.String(unsafe.SliceData(key), len(key))
-		}
+		k := objectKey(raw[ks:i])
 		i = skipWS(raw, i)
 		i = skipWS(raw, i+1) // ':'
 		vs := i
@@ -58,6 +50,315 @@ func splitObject(raw []byte, ms []member) ([]member, error) {
 		break
 	}
 	return ms, nil
+}
+
+// objectKey unquotes the JSON string q, a member's key: a view into q
+// when it has no escapes and is valid UTF-8, else decoded into a new
+// string (its bytes as they are if encoding/json will not decode it).
+func objectKey(q []byte) string {
+	key := q[1 : len(q)-1]
+	if hasEscape(key) || !utf8.Valid(key) {
+		var k string
+		if json.Unmarshal(q, &k) != nil {
+			k = string(key)
+		}
+		return k
+	}
+	return unsafe.String(unsafe.SliceData(key), len(key))
+}
+
+// maxSplitDepth bounds the nesting splitValid checks itself; deeper
+// records take the slow path (encoding/json allows 10,000 levels).
+const maxSplitDepth = 200
+
+// splitValid is json.Valid and splitObject in one pass: it appends the
+// members of raw to ms and reports true when raw is valid JSON (as
+// json.Valid has it: strings are not checked for UTF-8) holding an
+// object. False (ms then holds garbage past its length on entry) when raw
+// is not valid JSON, not an object, or nested deeper than maxSplitDepth:
+// the caller takes the slow path, which says why.
+func splitValid(raw []byte, ms []member) ([]member, bool) {
+	i := skipWS(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return ms, false
+	}
+	i = skipWS(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		return ms, skipWS(raw, i+1) == len(raw)
+	}
+	for {
+		if i >= len(raw) || raw[i] != '"' {
+			return ms, false
+		}
+		// a key of plain ASCII is a view; any other is checked and
+		// unquoted as splitObject does
+		j := i + 1
+		for j < len(raw) && plainASCII[raw[j]] {
+			j++
+		}
+		var key string
+		var ok bool
+		if j < len(raw) && raw[j] == '"' {
+			key = view(raw[i+1 : j])
+			i = j + 1
+		} else {
+			ks := i
+			if i, ok = validString(raw, i); !ok {
+				return ms, false
+			}
+			key = objectKey(raw[ks:i])
+		}
+		i = skipWS(raw, i)
+		if i >= len(raw) || raw[i] != ':' {
+			return ms, false
+		}
+		i = skipWS(raw, i+1)
+		vs := i
+		if i, ok = validValue(raw, i, 1); !ok {
+			return ms, false
+		}
+		ms = append(ms, member{key: key, raw: raw[vs:i]})
+		i = skipWS(raw, i)
+		if i >= len(raw) {
+			return ms, false
+		}
+		switch raw[i] {
+		case ',':
+			i = skipWS(raw, i+1)
+		case '}':
+			return ms, skipWS(raw, i+1) == len(raw)
+		default:
+			return ms, false
+		}
+	}
+}
+
+// validValue checks the JSON value at b[i] (depth levels deep) and
+// returns the index after it.
+func validValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return i, false
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return validString(b, i)
+	case c == '{':
+		if depth >= maxSplitDepth {
+			return i, false
+		}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return i + 1, true
+		}
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return i, false
+			}
+			var ok bool
+			if i, ok = validString(b, i); !ok {
+				return i, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return i, false
+			}
+			if i, ok = validValue(b, skipWS(b, i+1), depth+1); !ok {
+				return i, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case ',':
+				i = skipWS(b, i+1)
+			case '}':
+				return i + 1, true
+			default:
+				return i, false
+			}
+		}
+	case c == '[':
+		if depth >= maxSplitDepth {
+			return i, false
+		}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if i, ok = validValue(b, i, depth+1); !ok {
+				return i, false
+			}
+			i = skipWS(b, i)
+			if i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case ',':
+				i = skipWS(b, i+1)
+			case ']':
+				return i + 1, true
+			default:
+				return i, false
+			}
+		}
+	case c == 't':
+		return validLiteral(b, i, "true")
+	case c == 'f':
+		return validLiteral(b, i, "false")
+	case c == 'n':
+		return validLiteral(b, i, "null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return validNumber(b, i)
+	}
+	return i, false
+}
+
+func validLiteral(b []byte, i int, lit string) (int, bool) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, false
+	}
+	return i + len(lit), true
+}
+
+// validNumber checks the JSON number at b[i]: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func validNumber(b []byte, i int) (int, bool) {
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(b, i+1)
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(b, i+1)
+		if j == i+1 {
+			return j, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(b, i)
+		if j == i {
+			return j, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+func digits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// validString checks the JSON string at b[i] ('"'): no control
+// characters, only JSON's escapes; bytes from 0x80 are not checked.
+func validString(b []byte, i int) (int, bool) {
+	for i++; i < len(b); i++ {
+		for i < len(b) && plainByte[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20:
+			return i, false
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return i, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if len(b)-i < 5 || !isHex(b[i+1]) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) {
+					return i, false
+				}
+				i += 4
+			default:
+				return i, false
+			}
+		}
+	}
+	return i, false
+}
+
+// plainByte: the bytes of a JSON string that stand for themselves (not
+// '"', '\\' or a control character).
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// plainASCII: plainByte's ASCII bytes.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+// appendCompact is json.Compact for src, a valid JSON value (a record
+// decode accepted, or a part of one): it appends src without the
+// whitespace outside its strings (TestAppendCompactMatchesJSON).
+func appendCompact(dst, src []byte) []byte {
+	start := 0
+	for i := 0; i < len(src); {
+		switch src[i] {
+		case '"':
+			i = skipString(src, i)
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, src[start:i]...)
+			i++
+			start = i
+		default:
+			i++
+		}
+	}
+	return append(dst, src[start:]...)
+}
+
+// appendKey appends the JSON text json.Marshal gives for the string k: k
+// quoted as it is when it is printable ASCII without '"', '\\' or the
+// characters Marshal escapes for HTML ('<', '>', '&'); else Marshal's.
+func appendKey(dst []byte, k string) []byte {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			kb, _ := json.Marshal(k)
+			return append(dst, kb...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, k...)
+	return append(dst, '"')
+}
+
+// view is b as a string without copying: valid while b is not written
+// (the scratch buffers it views are rewritten for the next record).
+func view(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 func hasEscape(b []byte) bool {
@@ -79,6 +380,12 @@ func skipWS(b []byte, i int) int {
 // skipString returns the index after the string starting at b[i] ('"').
 func skipString(b []byte, i int) int {
 	for i++; i < len(b); i++ {
+		for i < len(b) && plainByte[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		switch b[i] {
 		case '\\':
 			i++
@@ -181,6 +488,113 @@ func lookup(raw []byte, key string) ([]byte, bool) {
 		}
 	}
 	return found, ok
+}
+
+// decodeString decodes the JSON value raw (valid JSON without whitespace
+// around it: a value of a record decode accepted) into a string as json.Unmarshal does (false when
+// Unmarshal fails), through plainString and unquote for strings, with buf
+// as unquote's scratch space (returned, maybe grown).
+func decodeString(raw, buf []byte) (string, []byte, bool) {
+	if s, ok := plainString(raw); ok {
+		return s, buf, true
+	}
+	if b, ok := unquote(buf[:0], raw); ok {
+		return string(b), b, true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", buf, false
+	}
+	return s, buf, true
+}
+
+// unquote appends the content of the JSON string raw to dst, its escapes
+// decoded, when raw is valid UTF-8 and its \u escapes name no surrogates
+// (so that encoding/json would decode it to the same bytes); false
+// otherwise, and for anything that is not a valid JSON string.
+func unquote(dst, raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' || !utf8.Valid(raw) {
+		return dst, false
+	}
+	s := raw[1 : len(raw)-1]
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '"' || c < 0x20:
+			return dst, false
+		case c != '\\':
+			j := i + 1
+			for j < len(s) && s[j] != '\\' && s[j] != '"' && s[j] >= 0x20 {
+				j++
+			}
+			dst = append(dst, s[i:j]...)
+			i = j
+			continue
+		}
+		if i+1 >= len(s) {
+			return dst, false
+		}
+		switch e := s[i+1]; e {
+		case '"', '\\', '/':
+			dst = append(dst, e)
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			if i+6 > len(s) {
+				return dst, false
+			}
+			var r rune
+			for _, h := range s[i+2 : i+6] {
+				switch {
+				case h >= '0' && h <= '9':
+					h -= '0'
+				case h >= 'a' && h <= 'f':
+					h -= 'a' - 10
+				case h >= 'A' && h <= 'F':
+					h -= 'A' - 10
+				default:
+					return dst, false
+				}
+				r = r<<4 | rune(h)
+			}
+			if r >= 0xD800 && r < 0xE000 {
+				return dst, false // a surrogate: encoding/json's rules
+			}
+			dst = utf8.AppendRune(dst, r)
+			i += 6
+			continue
+		default:
+			return dst, false
+		}
+		i += 2
+	}
+	return dst, true
+}
+
+// plainStrings appends to ss the elements of the (valid) JSON array raw
+// when they are all plain strings (plainString): what json.Unmarshal into
+// a []string gives then, a non-nil slice even for []. False otherwise.
+func plainStrings(raw []byte, ss []string) ([]string, bool) {
+	if ss == nil {
+		ss = make([]string, 0, 4)
+	}
+	ok := true
+	eachElement(raw, func(el []byte) bool {
+		var s string
+		if s, ok = plainString(el); ok {
+			ss = append(ss, s)
+		}
+		return ok
+	})
+	return ss, ok
 }
 
 // plainString returns the content of the JSON string raw without

@@ -145,8 +145,44 @@ type scratch struct {
 	extra   []int    // members no column names
 	vals    []val
 	lists   [][]string // backing arrays of list values, per column
+	texts   [][]byte   // backing arrays of JSON text values, per column
 	rej     []fieldReject
-	buf     bytes.Buffer
+	buf     []byte   // JSON text of a custom field value (customRows)
+	ubuf    []byte   // unquote's scratch space
+	cfList  []string // a custom field value's list (customRows)
+	// the last NormalizePhone of this record (phone_e164 and
+	// phone_extension read the same number)
+	phoneMemo struct {
+		in, region, fallback, e164, ext string
+		ok, set                         bool
+	}
+	// the last NormalizeEmail (email_normalized and email_valid)
+	emailMemo struct {
+		in, out string
+		ok, set bool
+	}
+}
+
+// email is NormalizeEmail, remembered for the record being mapped.
+func (r *scratch) email(s string) (string, bool) {
+	m := &r.emailMemo
+	if !m.set || m.in != s {
+		m.out, m.ok = NormalizeEmail(s)
+		m.in, m.set = s, true
+	}
+	return m.out, m.ok
+}
+
+// phone is NormalizePhone, remembered for the record being mapped.
+func (r *scratch) phone(s, region, fallback string) (e164, ext string, ok bool) {
+	m := &r.phoneMemo
+	if m.set && m.in == s && m.region == region && m.fallback == fallback {
+		return m.e164, m.ext, m.ok
+	}
+	e164, ext, ok = NormalizePhone(s, region, fallback)
+	m.in, m.region, m.fallback = s, region, fallback
+	m.e164, m.ext, m.ok, m.set = e164, ext, ok, true
+	return e164, ext, ok
 }
 
 func (r *scratch) reset(p *plan, raw []byte) {
@@ -154,6 +190,8 @@ func (r *scratch) reset(p *plan, raw []byte) {
 	r.members = r.members[:0]
 	r.extra = r.extra[:0]
 	r.rej = nil
+	r.phoneMemo.set = false // their strings may view the previous record
+	r.emailMemo.set = false
 	if cap(r.slots) < p.nslots {
 		r.slots = make([][]byte, p.nslots)
 	}
@@ -162,6 +200,7 @@ func (r *scratch) reset(p *plan, raw []byte) {
 	if cap(r.vals) < len(p.cols) {
 		r.vals = make([]val, len(p.cols))
 		r.lists = make([][]string, len(p.cols))
+		r.texts = make([][]byte, len(p.cols))
 	}
 	r.vals = r.vals[:len(p.cols)]
 	clear(r.vals)
@@ -184,17 +223,22 @@ func (r *scratch) wrong(field, column string, raw []byte, want string) {
 // whole-record reject) says why the record has no usable id.
 func (p *plan) decode(r *scratch, raw []byte) (string, error) {
 	r.reset(p, raw)
-	if !json.Valid(raw) {
-		var m map[string]json.RawMessage
-		err := json.Unmarshal(raw, &m)
-		if err == nil {
-			err = errors.New("invalid JSON")
+	if ms, ok := splitValid(raw, r.members); ok {
+		r.members = ms
+	} else {
+		r.members = ms[:0]
+		if !json.Valid(raw) {
+			var m map[string]json.RawMessage
+			err := json.Unmarshal(raw, &m)
+			if err == nil {
+				err = errors.New("invalid JSON")
+			}
+			return "", fmt.Errorf("decode: %w", err)
 		}
-		return "", fmt.Errorf("decode: %w", err)
-	}
-	var err error
-	if r.members, err = splitObject(raw, r.members); err != nil {
-		return "", err
+		var err error
+		if r.members, err = splitObject(raw, r.members); err != nil {
+			return "", err
+		}
 	}
 	for i, m := range r.members {
 		s, ok := p.fields[m.key]
@@ -212,13 +256,17 @@ func (p *plan) decode(r *scratch, raw []byte) (string, error) {
 	if v == nil {
 		return "", errMissingID
 	}
-	var id string
-	switch {
-	case !utf8.Valid(v):
-		return "", errors.New("unusable id: invalid UTF-8")
-	case json.Unmarshal(v, &id) != nil:
-		return "", fmt.Errorf("unusable id: want string, got %s", kind(v))
-	case strings.TrimSpace(id) == "":
+	id, plain := plainString(v)
+	if !plain {
+		if !utf8.Valid(v) {
+			return "", errors.New("unusable id: invalid UTF-8")
+		}
+		var ok bool
+		if id, r.ubuf, ok = decodeString(v, r.ubuf); !ok {
+			return "", fmt.Errorf("unusable id: want string, got %s", kind(v))
+		}
+	}
+	if strings.TrimSpace(id) == "" {
 		return "", errMissingID
 	}
 	return id, nil
@@ -295,9 +343,9 @@ func (s *Stage) convert(r *scratch, i int, cp *colPlan, field string, raw []byte
 		case whsql.NormTrim:
 			str = strings.TrimSpace(str)
 		case whsql.NormEmail:
-			str, _ = NormalizeEmail(str)
+			str, _ = r.email(str)
 		case whsql.NormPhoneE164, whsql.NormPhoneExt:
-			e164, ext, ok := NormalizePhone(str, s.regionOf(r, cp), s.region)
+			e164, ext, ok := r.phone(str, s.regionOf(r, cp), s.region)
 			if !ok {
 				return true
 			}
@@ -316,7 +364,7 @@ func (s *Stage) convert(r *scratch, i int, cp *colPlan, field string, raw []byte
 			if strings.TrimSpace(str) == "" {
 				return true
 			}
-			_, valid := NormalizeEmail(str)
+			_, valid := r.email(str)
 			*v = val{ok: true, b: valid}
 			return true
 		}
@@ -401,7 +449,7 @@ func (s *Stage) convert(r *scratch, i int, cp *colPlan, field string, raw []byte
 			if !ok {
 				fixed, m := valid(el)
 				mended = mended || m
-				if json.Unmarshal(fixed, &str) != nil {
+				if str, r.ubuf, ok = decodeString(fixed, r.ubuf); !ok {
 					bad = "want array of strings, got array"
 					return false
 				}
@@ -427,18 +475,17 @@ func (s *Stage) convert(r *scratch, i int, cp *colPlan, field string, raw []byte
 			r.wrong(field, cp.name, raw, map[byte]string{'[': "array", '{': "object"}[cp.jsonSep])
 			return false
 		}
-		r.buf.Reset()
-		if err := json.Compact(&r.buf, fixed); err != nil {
-			r.reject(field, cp.name, raw, err.Error(), false)
-			return false
-		}
-		if c.EmptyNull && (r.buf.String() == "[]" || r.buf.String() == "{}") {
+		// raw is part of a record decode accepted: valid JSON, compacted
+		// without error
+		r.texts[i] = appendCompact(r.texts[i][:0], fixed)
+		js := r.texts[i]
+		if c.EmptyNull && (string(js) == "[]" || string(js) == "{}") {
 			return true
 		}
 		if bad {
 			r.reject(field, cp.name, raw, ReasonUTF8Replaced, true)
 		}
-		*v = val{ok: true, s: r.buf.String()}
+		*v = val{ok: true, s: view(js)}
 	}
 	return true
 }
@@ -449,8 +496,9 @@ func (r *scratch) str(field, column string, raw []byte) (string, bool) {
 		return s, true
 	}
 	fixed, bad := valid(raw)
-	var s string
-	if json.Unmarshal(fixed, &s) != nil {
+	s, buf, ok := decodeString(fixed, r.ubuf)
+	r.ubuf = buf
+	if !ok {
 		r.wrong(field, column, raw, "string")
 		return "", false
 	}
@@ -476,10 +524,7 @@ func (s *Stage) compute(p *plan, r *scratch, i int, pathContact string) {
 		body := ""
 		if p.body >= 0 {
 			if raw := r.slots[p.body]; raw != nil {
-				body, _ = plainString(raw)
-				if body == "" {
-					_ = json.Unmarshal(raw, &body)
-				}
+				body, r.ubuf, _ = decodeString(raw, r.ubuf)
 			}
 		}
 		if c := parent(pathContact, body); c != "" {
@@ -511,24 +556,22 @@ func (s *Stage) compute(p *plan, r *scratch, i int, pathContact string) {
 		if len(r.extra) == 0 {
 			return
 		}
-		r.buf.Reset()
-		r.buf.WriteByte('{')
+		out := append(r.texts[i][:0], '{')
 		for k, mi := range r.extra {
 			m := r.members[mi]
 			if k > 0 {
-				r.buf.WriteByte(',')
+				out = append(out, ',')
 			}
-			kb, _ := json.Marshal(m.key)
-			r.buf.Write(kb)
-			r.buf.WriteByte(':')
-			_ = json.Compact(&r.buf, m.raw)
+			out = appendKey(out, m.key)
+			out = append(out, ':')
+			out = appendCompact(out, m.raw)
 		}
-		r.buf.WriteByte('}')
-		out := r.buf.Bytes()
+		out = append(out, '}')
+		r.texts[i] = out
 		if !utf8.Valid(out) {
 			out = bytes.ToValidUTF8(out, []byte("\uFFFD"))
 		}
-		*v = val{ok: true, s: string(out)}
+		*v = val{ok: true, s: view(out)}
 	}
 }
 
@@ -556,9 +599,8 @@ func (s *Stage) customColumn(p *plan, r *scratch, i int) {
 			field := "customFields." + id
 			if cp.c.Type == whsql.TypeString && value[0] != '"' {
 				// a number or list in a text column: its JSON text
-				r.buf.Reset()
-				_ = json.Compact(&r.buf, value)
-				if str := r.buf.String(); str != "" {
+				r.texts[i] = appendCompact(r.texts[i][:0], value)
+				if str := view(r.texts[i]); str != "" {
 					r.vals[i] = val{ok: true, s: str}
 				}
 				return false
@@ -740,28 +782,27 @@ func (s *Stage) customRows(p *plan, r *scratch, contactID string) {
 		str(2, d.FieldKey)
 		str(3, d.Name)
 		str(4, d.DataType)
-		var num *float64
-		var dt time.Time
-		var flag *bool
-		var list []string
+		var (
+			num, flag, flagV bool
+			f                float64
+			dt               time.Time
+			list             []string
+		)
 		if value == nil {
 			str(5, "")
 			str(6, "")
 		} else {
 			fixed, _ := valid(value)
-			r.buf.Reset()
-			_ = json.Compact(&r.buf, fixed)
-			js := r.buf.Bytes()
+			r.buf = appendCompact(r.buf[:0], fixed)
+			js := r.buf
 			if fixed[0] == '"' {
-				text, ok := plainString(fixed)
-				if !ok {
-					_ = json.Unmarshal(fixed, &text)
-				}
+				var text string
+				text, r.ubuf, _ = decodeString(fixed, r.ubuf)
 				str(5, text)
 				switch strings.ToUpper(d.DataType) {
 				case "NUMERICAL", "MONETORY", "MONETARY", "NUMBER":
-					if f, err := strconv.ParseFloat(strings.TrimSpace(text), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
-						num = &f
+					if v, err := strconv.ParseFloat(strings.TrimSpace(text), 64); err == nil && !math.IsInf(v, 0) && !math.IsNaN(v) {
+						num, f = true, v
 					}
 				case "DATE":
 					if t, _, err := parseTime(text, time.UTC); err == nil {
@@ -774,27 +815,52 @@ func (s *Stage) customRows(p *plan, r *scratch, contactID string) {
 			b.Field(6).(*array.StringBuilder).BinaryBuilder.Append(js)
 			switch fixed[0] {
 			case '[':
-				var ss []string
-				if json.Unmarshal(fixed, &ss) == nil {
-					list = ss
+				if ss, ok := plainStrings(fixed, r.cfList[:0]); ok {
+					list, r.cfList = ss, ss
+				} else {
+					var ss []string
+					if json.Unmarshal(fixed, &ss) == nil {
+						list = ss
+					}
 				}
 			case 't', 'f':
-				v := fixed[0] == 't'
-				flag = &v
+				flag, flagV = true, fixed[0] == 't'
 			case '"', '{':
 			default:
-				if f, err := strconv.ParseFloat(string(fixed), 64); err == nil {
-					num = &f
+				if v, err := strconv.ParseFloat(string(fixed), 64); err == nil {
+					num, f = true, v
 					if strings.ToUpper(d.DataType) == "DATE" && f >= 1e9 {
 						dt = time.UnixMilli(int64(f)).UTC()
 					}
 				}
 			}
 		}
-		appendValue(b.Field(7), num)
-		appendValue(b.Field(8), day{t: dt, ok: !dt.IsZero()})
-		appendValue(b.Field(9), flag)
-		appendValue(b.Field(10), list)
+		// as appendValue would append *float64, day, *bool and []string,
+		// without boxing them
+		if fb := b.Field(7).(*array.Float64Builder); num {
+			fb.Append(f)
+		} else {
+			fb.AppendNull()
+		}
+		if fb := b.Field(8).(*array.Date32Builder); !dt.IsZero() {
+			fb.Append(arrow.Date32FromTime(dt))
+		} else {
+			fb.AppendNull()
+		}
+		if fb := b.Field(9).(*array.BooleanBuilder); flag {
+			fb.Append(flagV)
+		} else {
+			fb.AppendNull()
+		}
+		if fb := b.Field(10).(*array.ListBuilder); list != nil {
+			fb.Append(true)
+			vb := fb.ValueBuilder().(*array.StringBuilder)
+			for _, x := range list {
+				vb.Append(x)
+			}
+		} else {
+			fb.AppendNull()
+		}
 		b.Field(11).(*array.StringBuilder).Append(s.cfg.Source)
 		b.Field(12).(*array.StringBuilder).Append(s.loc)
 		b.Field(13).(*array.StringBuilder).Append(s.cfg.RunID)

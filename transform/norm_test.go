@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,5 +161,135 @@ func TestFastE164Common(t *testing.T) {
 		if got, ok := fastE164(s); !ok || got != s {
 			t.Errorf("fastE164(%q) = %q, %v", s, got, ok)
 		}
+	}
+}
+
+// TestFastE164GroupedMatchesParse: the fast path for + and digit groups
+// separated by single spaces gives what phonenumbers.Parse gives, or
+// declines, for random numbers of every calling code split at random.
+func TestFastE164GroupedMatchesParse(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	fast := 0
+	for cc := 1; cc < 1000; cc++ {
+		if phonenumbers.GetRegionCodeForCountryCode(cc) == "ZZ" {
+			continue
+		}
+		for range 40 {
+			digits := strconv.Itoa(cc)
+			for range 6 + r.IntN(9) {
+				digits += string(rune('0' + r.IntN(10)))
+			}
+			s := "+"
+			for i := range len(digits) {
+				if i > 0 && r.IntN(3) == 0 {
+					s += " "
+				}
+				s += digits[i : i+1]
+			}
+			got, ok := fastE164Grouped(s)
+			if !ok {
+				continue
+			}
+			if strings.Contains(s, " ") {
+				fast++
+			}
+			e164, ext, pok := NormalizePhoneSlow(s, "US")
+			if !pok || e164 != got || ext != "" {
+				t.Errorf("%q: fast %q, Parse %q %q %v", s, got, e164, ext, pok)
+			}
+		}
+	}
+	if fast < 500 {
+		t.Errorf("fast path took only %d grouped numbers", fast)
+	}
+	for _, s := range []string{"+44 20 7946 0958", "+1 415 555 2671", "+49 30 123456"} {
+		want, _, _ := NormalizePhoneSlow(s, "US")
+		if got, ok := fastE164Grouped(s); !ok || got != want {
+			t.Errorf("fastE164Grouped(%q) = %q, %v; want %q", s, got, ok, want)
+		}
+	}
+	// declined: not single spaces between digits, or no space at all
+	for _, s := range []string{"+44  20 7946 0958", "+ 44 20 7946 0958", "+44 20 7946 0958 ", "+44-20-7946-0958",
+		"+442079460958", "+44 20 7946 0958 x1", "+44 (20) 7946 0958", "+44 20 7946 095a", "+1 415 555 2671 2671 2671"} {
+		if got, ok := fastE164Grouped(s); ok {
+			t.Errorf("fastE164Grouped(%q) = %q, want declined", s, got)
+		}
+	}
+}
+
+// TestPossibleLengthMatchesLibrary: the cached answer of possibleLength
+// is IsPossibleNumberWithReason's for every number of each calling code
+// and length, whichever number of that length asked first.
+func TestPossibleLengthMatchesLibrary(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	possible := 0
+	for cc := 1; cc < 1000; cc++ {
+		if phonenumbers.GetRegionCodeForCountryCode(cc) == "ZZ" {
+			continue
+		}
+		for n := 1; n <= 14; n++ {
+			for range 3 {
+				d := []byte{byte('1' + r.IntN(9))}
+				for len(d) < n {
+					d = append(d, byte('0'+r.IntN(10)))
+				}
+				nn, _ := strconv.ParseUint(string(d), 10, 64)
+				cc32 := int32(cc)
+				want := phonenumbers.IsPossibleNumberWithReason(&phonenumbers.PhoneNumber{CountryCode: &cc32, NationalNumber: &nn}) == phonenumbers.IS_POSSIBLE
+				if got := possibleLength(cc, string(d)); got != want {
+					t.Errorf("possibleLength(%d, %s) = %v, want %v", cc, d, got, want)
+				}
+				if want {
+					possible++
+				}
+			}
+		}
+	}
+	if possible < 1000 {
+		t.Errorf("only %d possible numbers", possible)
+	}
+}
+
+// TestPlainDomainMatchesIDNA: a domain plainDomain takes is one IDNA's
+// lookup profile returns unchanged, without error; over random domains of
+// letters, digits, hyphens, dots and a few other characters.
+func TestPlainDomainMatchesIDNA(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	domains := []string{"example.com", "a.b", "x--y.com", "xn--bcher-kva.de", "ab--c.de", "-a.com", "a-.com", "a..com", ".a.com", "a.com.",
+		"com", "a.b.c.d.e", strings.Repeat("a", 63) + ".com", strings.Repeat("a", 64) + ".com", strings.Repeat("a.", 126) + "co", strings.Repeat("a.", 127) + "co"}
+	for range 50000 {
+		var b []byte
+		for l := range 1 + r.IntN(4) {
+			if l > 0 {
+				b = append(b, '.')
+			}
+			n := 1 + r.IntN(8)
+			if r.IntN(10) == 0 {
+				n = 60 + r.IntN(6)
+			}
+			for range n {
+				if r.IntN(12) == 0 {
+					b = append(b, "-.AZ_é\x00"[r.IntN(8)])
+				} else {
+					b = append(b, "abcxyz0189"[r.IntN(10)])
+				}
+			}
+		}
+		domains = append(domains, string(b))
+	}
+	taken := 0
+	for _, d := range domains {
+		got, ok := plainDomain(d)
+		if !ok {
+			continue
+		}
+		taken++
+		want, err := idnaProfile.ToASCII(d)
+		if err != nil || got != want || !strings.Contains(want, ".") {
+			t.Errorf("plainDomain(%q) = %q; ToASCII %q, %v", d, got, want, err)
+		}
+	}
+	if taken < 2000 {
+		t.Errorf("plainDomain took only %d domains", taken)
 	}
 }

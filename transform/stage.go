@@ -259,6 +259,11 @@ func (s *Stage) fieldRejects(r api.Record, id string, rejs []fieldReject) {
 		}
 	}
 	if len(lost) > 0 {
+		// id (and contact, a contact's own id) may view the record's bytes
+		id = strings.Clone(id)
+		if r.Resource == api.ResourceContacts {
+			contact = id
+		}
 		s.rejected = append(s.rejected, Rejected{Resource: r.Resource, LocationID: r.LocationID, RecordID: id,
 			ContactID: contact, Fields: lost})
 	}

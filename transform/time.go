@@ -25,6 +25,88 @@ func ParseTime(s string, loc *time.Location) (time.Time, error) {
 // parseTime is ParseTime that also says whether s was a zone-less wall time.
 func parseTime(s string, loc *time.Location) (time.Time, bool, error) {
 	s = strings.TrimSpace(s)
+	if w, ok := parseClock(s, ' '); ok {
+		return InZone(w, loc), true, nil
+	}
+	if n := len(s); n > 19 && s[n-1] == 'Z' && s[10] == 'T' {
+		if t, ok := parseClock(s[:n-1], 'T'); ok {
+			return t, false, nil
+		}
+	}
+	if len(s) >= 10 && allDigits(s) {
+		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return time.UnixMilli(ms).UTC(), false, nil
+		}
+	}
+	return parseTimeLayouts(s, loc)
+}
+
+// parseClock reads, without time.Parse (whose failures on the layouts
+// tried before the right one allocate errors), a date "2006-01-02" or a
+// time "2006-01-02 15:04:05" (sep between date and clock), maybe with 1 to
+// 9 digits of fraction after a '.', in UTC: as the naive layouts read a
+// zone-less time (sep ' '), or RFC 3339 one ending in Z without its Z (sep
+// 'T'); false for anything else (an invalid date among them), which the
+// layouts will read. TestParseTimeFastMatchesLayouts.
+func parseClock(s string, sep byte) (time.Time, bool) {
+	if len(s) != 10 && len(s) != 19 && (len(s) < 21 || len(s) > 29 || s[19] != '.') {
+		return time.Time{}, false
+	}
+	if s[4] != '-' || s[7] != '-' {
+		return time.Time{}, false
+	}
+	year, ok1 := num(s[0:4])
+	month, ok2 := num(s[5:7])
+	day, ok3 := num(s[8:10])
+	if !ok1 || !ok2 || !ok3 || month < 1 || month > 12 || day < 1 || day > daysIn(time.Month(month), year) {
+		return time.Time{}, false
+	}
+	var hour, min, sec, nsec int
+	if len(s) > 10 {
+		if s[10] != sep || s[13] != ':' || s[16] != ':' {
+			return time.Time{}, false
+		}
+		var ok4, ok5, ok6 bool
+		hour, ok4 = num(s[11:13])
+		min, ok5 = num(s[14:16])
+		sec, ok6 = num(s[17:19])
+		if !ok4 || !ok5 || !ok6 || hour > 23 || min > 59 || sec > 59 {
+			return time.Time{}, false
+		}
+		if len(s) > 19 {
+			frac := s[20:]
+			n, ok := num(frac)
+			if !ok {
+				return time.Time{}, false
+			}
+			for range 9 - len(frac) {
+				n *= 10
+			}
+			nsec = n
+		}
+	}
+	return time.Date(year, time.Month(month), day, hour, min, sec, nsec, time.UTC), true
+}
+
+// num reads s, all decimal digits.
+func num(s string) (int, bool) {
+	n := 0
+	for i := range len(s) {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func daysIn(m time.Month, year int) int {
+	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+// parseTimeLayouts is parseTime by the layouts alone, s trimmed.
+func parseTimeLayouts(s string, loc *time.Location) (time.Time, bool, error) {
 	if s == "" {
 		return time.Time{}, false, nil
 	}
