@@ -46,6 +46,10 @@ bench-webhook:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzContact -fuzztime 60s ./transform
 	$(GO) test -run '^$$' -fuzz FuzzPage -fuzztime 60s ./transform
+	$(GO) test -run '^$$' -fuzz FuzzSplitValid -fuzztime 60s ./transform
+	$(GO) test -run '^$$' -fuzz FuzzAppendCompact -fuzztime 60s ./transform
+	$(GO) test -run '^$$' -fuzz FuzzDecodeString -fuzztime 60s ./transform
+	$(GO) test -run '^$$' -fuzz FuzzSplitter -fuzztime 60s ./extract
 
 ## soak: long end-to-end and crash campaigns (200 kills of the exporter, 40 of the Parquet publisher, 200 Parquet commits)
 soak:
