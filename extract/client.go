@@ -96,6 +96,7 @@ type Client struct {
 	limits      limitsBox
 	patience    time.Duration
 	sleep       func(context.Context, time.Duration) error
+	delayScale  float64 // WithRetryDelayScale
 	now         func() time.Time
 	observe     func(Exchange)
 }
@@ -146,6 +147,18 @@ func WithRateLimitPatience(d time.Duration) Option {
 // WithCounters makes the client count into s (e.g. one Counters per location).
 func WithCounters(s *Counters) Option { return func(c *Client) { c.stats = s } }
 
+// WithRetryDelayScale multiplies every wait before a retry (backoff and
+// Retry-After) by f (0: retry at once). For measurements only: it lets a
+// benchmark tell the exporter's own cost of faults from the waits the API
+// asks for (see BENCHMARKS.md); a run against the real API must wait.
+func WithRetryDelayScale(f float64) Option {
+	return func(c *Client) {
+		if f >= 0 {
+			c.delayScale = f
+		}
+	}
+}
+
 // NewClient returns a client for one location. baseURL is e.g.
 // https://services.leadconnectorhq.com; hc must authenticate requests.
 func NewClient(baseURL, locationID string, hc *http.Client, opts ...Option) (*Client, error) {
@@ -161,6 +174,7 @@ func NewClient(baseURL, locationID string, hc *http.Client, opts ...Option) (*Cl
 		stats:      new(Counters),
 		patience:   DefaultRateLimitPatience,
 		sleep:      sleepCtx,
+		delayScale: 1,
 		now:        time.Now,
 	}
 	for _, o := range opts {
@@ -244,6 +258,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		if retryAfter > 0 {
 			wait = retryAfter
 		}
+		wait = time.Duration(float64(wait) * c.delayScale)
 		start := time.Now()
 		if err := c.sleep(ctx, wait); err != nil {
 			return nil, err

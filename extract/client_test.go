@@ -315,3 +315,26 @@ func TestReadBody(t *testing.T) {
 		}
 	}
 }
+
+// WithRetryDelayScale scales backoff and Retry-After alike (the benchmark's
+// zero-delay faulted run); the default waits what the server asks.
+func TestRetryDelayScale(t *testing.T) {
+	for _, tc := range []struct {
+		scale float64
+		want  []time.Duration
+	}{{-1, []time.Duration{7 * time.Second}}, {0.5, []time.Duration{3500 * time.Millisecond}}, {0, []time.Duration{0, 0}}} {
+		c, n, slept := scripted(t, status(429, `{"statusCode":429}`, "Retry-After", "7"), status(503, ``), ok)
+		if tc.scale >= 0 {
+			WithRetryDelayScale(tc.scale)(c)
+		}
+		if _, _, _, err := c.Children(context.Background(), "c1", api.ResourceTasks); err != nil {
+			t.Fatal(err)
+		}
+		if n.Load() != 3 || len(*slept) != 2 {
+			t.Fatalf("scale %v: %d requests, slept %v", tc.scale, n.Load(), *slept)
+		}
+		if (*slept)[0] != tc.want[0] || (tc.scale == 0 && (*slept)[1] != 0) {
+			t.Errorf("scale %v: slept %v, want Retry-After wait %v (then a scaled backoff)", tc.scale, *slept, tc.want[0])
+		}
+	}
+}

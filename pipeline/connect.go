@@ -31,6 +31,9 @@ type ClientOptions struct {
 	// Observe, if set, gives each location's client a request observer
 	// (e.g. Archive.Observer).
 	Observe func(location string) func(extract.Exchange)
+	// RetryDelayScale, if set, scales every wait before a retry
+	// (extract.WithRetryDelayScale): measurements only.
+	RetryDelayScale *float64
 }
 
 // Clients returns one client per location, each with its own rate
@@ -51,6 +54,9 @@ func Clients(locations []string, sources map[string]oauth2.TokenSource, o Client
 		opts := []extract.Option{extract.WithGovernor(gov), extract.WithRetries(o.MaxRetries, retries)}
 		if o.Observe != nil {
 			opts = append(opts, extract.WithObserver(o.Observe(loc)))
+		}
+		if o.RetryDelayScale != nil {
+			opts = append(opts, extract.WithRetryDelayScale(*o.RetryDelayScale))
 		}
 		c, err := extract.NewClient(o.BaseURL, loc, hc, opts...)
 		if err != nil {

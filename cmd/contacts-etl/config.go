@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -318,7 +319,24 @@ func (c Config) settings(command string, zone *time.Location) pipeline.Settings 
 // clientOptions are the API client settings of a run.
 func (c Config) clientOptions() pipeline.ClientOptions {
 	return pipeline.ClientOptions{BaseURL: c.BaseURL, Concurrency: c.Concurrency, RateMax: c.RateMax, RateInterval: c.RateInterval,
-		DailyReserve: c.DailyReserve, MaxRetries: c.MaxRetries, RetryBudget: c.RetryBudget}
+		DailyReserve: c.DailyReserve, MaxRetries: c.MaxRetries, RetryBudget: c.RetryBudget, RetryDelayScale: retryDelayScale()}
+}
+
+// envRetryDelayScale scales every wait before a retry (0: none). It is the
+// benchmark's (cmd/etlbench) way to measure what faults cost the exporter
+// apart from the waits the API asks for; not a setting for real runs.
+const envRetryDelayScale = "CONTACTS_ETL_RETRY_DELAY_SCALE"
+
+func retryDelayScale() *float64 {
+	v, ok := os.LookupEnv(envRetryDelayScale)
+	if !ok {
+		return nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		return nil
+	}
+	return &f
 }
 
 func (c *Config) validate() error {
