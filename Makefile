@@ -50,6 +50,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzAppendCompact -fuzztime 60s ./transform
 	$(GO) test -run '^$$' -fuzz FuzzDecodeString -fuzztime 60s ./transform
 	$(GO) test -run '^$$' -fuzz FuzzSplitter -fuzztime 60s ./extract
+	$(GO) test -run '^$$' -fuzz FuzzScan -fuzztime 60s ./internal/jsonscan
 
 ## soak: long end-to-end and crash campaigns (200 kills of the exporter, 40 of the Parquet publisher, 200 Parquet commits)
 soak:

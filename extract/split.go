@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/contacts-etl/contacts-etl/internal/jsonscan"
 )
 
 // This file splits API answers into raw records in one pass over the body,
@@ -16,113 +17,43 @@ import (
 // record the paginator needs as encoding/json would decode them into a
 // struct: keys unescaped, then matched exactly or case-folded, the last
 // duplicate winning, strings unquoted with invalid UTF-8 and lone
-// surrogates made U+FFFD.
+// surrogates made U+FFFD. The JSON grammar, its nesting limit and the
+// unquoting are internal/jsonscan's; this file walks the envelope and the
+// records on them and matches the keys.
 //
 // Records alias the body: the body must not be reused while they live.
 // Their capacity is cut to their length, so an append to one never writes
 // into the next.
 
 // maxJSONDepth is encoding/json's nesting limit: deeper input is invalid.
-const maxJSONDepth = 10000
+const maxJSONDepth = jsonscan.MaxDepth
 
-// jscan is a JSON syntax checker walking b from i.
+// jscan is a cursor over b for jsonscan's checker: the splitter walks the
+// envelope and the records itself and leaves the values to jsonscan.
 type jscan struct {
 	b []byte
 	i int
 	// Of the last string scanned: whether it had an escape, and a byte
 	// outside ASCII.
-	esc, high bool
+	f jsonscan.Flags
 }
 
-// plain marks the bytes a string holds as they are: not a quote, not a
-// backslash, not a control character, ASCII.
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-func (s *jscan) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
+func (s *jscan) ws() { s.i = jsonscan.SkipWS(s.b, s.i) }
 
 // is reports whether the next byte is c.
 func (s *jscan) is(c byte) bool { return s.i < len(s.b) && s.b[s.i] == c }
 
 // value checks the value at i, nested in depth containers, and moves past it.
 func (s *jscan) value(depth int) bool {
-	if s.i >= len(s.b) {
-		return false
-	}
-	switch c := s.b[s.i]; c {
-	case '"':
-		return s.str()
-	case '{':
-		return s.object(depth + 1)
-	case '[':
-		return s.array(depth + 1)
-	case 't':
-		return s.lit("true")
-	case 'f':
-		return s.lit("false")
-	case 'n':
-		return s.lit("null")
-	default:
-		if c == '-' || '0' <= c && c <= '9' {
-			return s.number()
-		}
-		return false
-	}
+	i, ok := jsonscan.Value(s.b, s.i, maxJSONDepth-depth)
+	s.i = i
+	return ok
 }
 
 func (s *jscan) lit(w string) bool {
-	if len(s.b)-s.i < len(w) || string(s.b[s.i:s.i+len(w)]) != w {
-		return false
-	}
-	s.i += len(w)
-	return true
-}
-
-// object checks an object whose '{' is at i, at nesting depth.
-func (s *jscan) object(depth int) bool {
-	if depth > maxJSONDepth {
-		return false
-	}
-	s.i++
-	s.ws()
-	if s.is('}') {
-		s.i++
-		return true
-	}
-	for {
-		if !s.is('"') || !s.str() {
-			return false
-		}
-		s.ws()
-		if !s.is(':') {
-			return false
-		}
-		s.i++
-		s.ws()
-		if !s.value(depth) {
-			return false
-		}
-		if !s.next('}') {
-			return false
-		}
-		if s.b[s.i-1] == '}' {
-			return true
-		}
-		s.ws()
-	}
+	i, ok := jsonscan.Literal(s.b, s.i, w)
+	s.i = i
+	return ok
 }
 
 // next moves past the whitespace and the ',' or end byte that follows an
@@ -136,183 +67,17 @@ func (s *jscan) next(end byte) bool {
 	return false
 }
 
-// array checks an array whose '[' is at i, at nesting depth.
-func (s *jscan) array(depth int) bool {
-	if depth > maxJSONDepth {
-		return false
-	}
-	s.i++
-	s.ws()
-	if s.is(']') {
-		s.i++
-		return true
-	}
-	for {
-		if !s.value(depth) || !s.next(']') {
-			return false
-		}
-		if s.b[s.i-1] == ']' {
-			return true
-		}
-		s.ws()
-	}
-}
-
 // str checks a string whose opening quote is at i.
 func (s *jscan) str() bool {
-	b, i := s.b, s.i+1
-	s.esc, s.high = false, false
-	for i < len(b) {
-		for i < len(b) && plain[b[i]] {
-			i++
-		}
-		if i >= len(b) {
-			return false
-		}
-		switch c := b[i]; {
-		case c == '"':
-			s.i = i + 1
-			return true
-		case c == '\\':
-			s.esc = true
-			if i+1 >= len(b) {
-				return false
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+5 >= len(b) || hex4(b[i+2:i+6]) < 0 {
-					return false
-				}
-				i += 6
-			default:
-				return false
-			}
-		case c < 0x20:
-			return false
-		default: // outside ASCII, valid UTF-8 or not: encoding/json takes it
-			s.high = true
-			i++
-		}
-	}
-	return false
+	i, f, ok := jsonscan.String(s.b, s.i)
+	s.i, s.f = i, f
+	return ok
 }
 
 func (s *jscan) number() bool {
-	b, i := s.b, s.i
-	if b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		i = digits(b, i+1)
-	default:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		if i+1 >= len(b) || !isDigit(b[i+1]) {
-			return false
-		}
-		i = digits(b, i+1)
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || !isDigit(b[i]) {
-			return false
-		}
-		i = digits(b, i)
-	}
+	i, ok := jsonscan.Number(s.b, s.i)
 	s.i = i
-	return true
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-func digits(b []byte, i int) int {
-	for i < len(b) && isDigit(b[i]) {
-		i++
-	}
-	return i
-}
-
-// hex4 reads 4 hex digits; -1 when they are not.
-func hex4(b []byte) rune {
-	if len(b) < 4 {
-		return -1
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return -1
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
-}
-
-// appendUnquoted appends the string whose checked body (between the
-// quotes) is q as encoding/json decodes it: escapes resolved, a surrogate
-// pair joined, a lone surrogate and each byte of invalid UTF-8 made U+FFFD.
-func appendUnquoted(dst, q []byte) []byte {
-	for i := 0; i < len(q); {
-		c := q[i]
-		switch {
-		case c == '\\':
-			switch e := q[i+1]; e {
-			case 'b':
-				dst = append(dst, '\b')
-			case 'f':
-				dst = append(dst, '\f')
-			case 'n':
-				dst = append(dst, '\n')
-			case 'r':
-				dst = append(dst, '\r')
-			case 't':
-				dst = append(dst, '\t')
-			case 'u':
-				r := hex4(q[i+2:])
-				i += 6
-				if utf16.IsSurrogate(r) {
-					r2 := rune(-1)
-					if i+1 < len(q) && q[i] == '\\' && q[i+1] == 'u' {
-						r2 = hex4(q[i+2:])
-					}
-					if d := utf16.DecodeRune(r, r2); d != unicode.ReplacementChar {
-						r = d
-						i += 6
-					} else {
-						r = unicode.ReplacementChar
-					}
-				}
-				dst = utf8.AppendRune(dst, r)
-				continue
-			default: // '"', '\\', '/'
-				dst = append(dst, e)
-			}
-			i += 2
-		case c < utf8.RuneSelf:
-			dst = append(dst, c)
-			i++
-		default:
-			r, n := utf8.DecodeRune(q[i:])
-			dst = utf8.AppendRune(dst, r)
-			i += n
-		}
-	}
-	return dst
+	return ok
 }
 
 // foldEq says whether the unquoted key k names the field name (ASCII) as
@@ -474,8 +239,8 @@ func (sp *splitter) key() ([]byte, bool) {
 		return nil, false
 	}
 	key := s.b[start+1 : s.i-1]
-	if s.esc {
-		sp.kbuf = appendUnquoted(sp.kbuf[:0], key)
+	if s.f&jsonscan.Escaped != 0 {
+		sp.kbuf = jsonscan.AppendUnquoted(sp.kbuf[:0], key)
 		key = sp.kbuf
 	}
 	s.ws()
@@ -494,7 +259,7 @@ func (sp *splitter) int() bool {
 		return s.lit("null")
 	}
 	start := s.i
-	if !s.is('-') && (s.i >= len(s.b) || !isDigit(s.b[s.i])) {
+	if !s.is('-') && (s.i >= len(s.b) || s.b[s.i] < '0' || s.b[s.i] > '9') {
 		return false
 	}
 	if !s.number() {
@@ -606,11 +371,7 @@ func (sp *splitter) str(v *span) bool {
 	}
 	q := s.b[start+1 : s.i-1]
 	lo := len(sp.text)
-	if !s.esc && (!s.high || utf8.Valid(q)) {
-		sp.text = append(sp.text, q...)
-	} else {
-		sp.text = appendUnquoted(sp.text, q)
-	}
+	sp.text = jsonscan.AppendString(sp.text, q, s.f)
 	*v = span{lo, len(sp.text)}
 	return true
 }
@@ -685,7 +446,7 @@ func quoted(v []byte) string {
 	q := v[1 : len(v)-1]
 	for _, c := range q {
 		if c == '\\' || c >= utf8.RuneSelf {
-			return string(appendUnquoted(make([]byte, 0, len(q)), q))
+			return string(jsonscan.AppendUnquoted(make([]byte, 0, len(q)), q))
 		}
 	}
 	return string(q)

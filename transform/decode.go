@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/contacts-etl/contacts-etl/internal/jsonscan"
 )
 
 // member is one field of a JSON object: its key (unquoted) and its raw
@@ -58,17 +60,18 @@ func splitObject(raw []byte, ms []member) ([]member, error) {
 func objectKey(q []byte) string {
 	key := q[1 : len(q)-1]
 	if hasEscape(key) || !utf8.Valid(key) {
-		var k string
-		if json.Unmarshal(q, &k) != nil {
-			k = string(key)
+		if k, ok := jsonscan.Unquote(nil, q); ok {
+			return string(k)
 		}
-		return k
+		return string(key)
 	}
 	return unsafe.String(unsafe.SliceData(key), len(key))
 }
 
-// maxSplitDepth bounds the nesting splitValid checks itself; deeper
-// records take the slow path (encoding/json allows 10,000 levels).
+// maxSplitDepth bounds the nesting splitValid checks itself (the record
+// object is one level, so its member values get jsonscan room
+// maxSplitDepth-1); deeper records take the slow path (encoding/json
+// allows 10,000 levels).
 const maxSplitDepth = 200
 
 // splitValid is json.Valid and splitObject in one pass: it appends the
@@ -103,7 +106,7 @@ func splitValid(raw []byte, ms []member) ([]member, bool) {
 			i = j + 1
 		} else {
 			ks := i
-			if i, ok = validString(raw, i); !ok {
+			if i, _, ok = jsonscan.String(raw, i); !ok {
 				return ms, false
 			}
 			key = objectKey(raw[ks:i])
@@ -114,7 +117,7 @@ func splitValid(raw []byte, ms []member) ([]member, bool) {
 		}
 		i = skipWS(raw, i+1)
 		vs := i
-		if i, ok = validValue(raw, i, 1); !ok {
+		if i, ok = jsonscan.Value(raw, i, maxSplitDepth-1); !ok {
 			return ms, false
 		}
 		ms = append(ms, member{key: key, raw: raw[vs:i]})
@@ -133,172 +136,6 @@ func splitValid(raw []byte, ms []member) ([]member, bool) {
 	}
 }
 
-// validValue checks the JSON value at b[i] (depth levels deep) and
-// returns the index after it.
-func validValue(b []byte, i, depth int) (int, bool) {
-	if i >= len(b) {
-		return i, false
-	}
-	switch c := b[i]; {
-	case c == '"':
-		return validString(b, i)
-	case c == '{':
-		if depth >= maxSplitDepth {
-			return i, false
-		}
-		i = skipWS(b, i+1)
-		if i < len(b) && b[i] == '}' {
-			return i + 1, true
-		}
-		for {
-			if i >= len(b) || b[i] != '"' {
-				return i, false
-			}
-			var ok bool
-			if i, ok = validString(b, i); !ok {
-				return i, false
-			}
-			i = skipWS(b, i)
-			if i >= len(b) || b[i] != ':' {
-				return i, false
-			}
-			if i, ok = validValue(b, skipWS(b, i+1), depth+1); !ok {
-				return i, false
-			}
-			i = skipWS(b, i)
-			if i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case ',':
-				i = skipWS(b, i+1)
-			case '}':
-				return i + 1, true
-			default:
-				return i, false
-			}
-		}
-	case c == '[':
-		if depth >= maxSplitDepth {
-			return i, false
-		}
-		i = skipWS(b, i+1)
-		if i < len(b) && b[i] == ']' {
-			return i + 1, true
-		}
-		for {
-			var ok bool
-			if i, ok = validValue(b, i, depth+1); !ok {
-				return i, false
-			}
-			i = skipWS(b, i)
-			if i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case ',':
-				i = skipWS(b, i+1)
-			case ']':
-				return i + 1, true
-			default:
-				return i, false
-			}
-		}
-	case c == 't':
-		return validLiteral(b, i, "true")
-	case c == 'f':
-		return validLiteral(b, i, "false")
-	case c == 'n':
-		return validLiteral(b, i, "null")
-	case c == '-' || (c >= '0' && c <= '9'):
-		return validNumber(b, i)
-	}
-	return i, false
-}
-
-func validLiteral(b []byte, i int, lit string) (int, bool) {
-	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return i, false
-	}
-	return i + len(lit), true
-}
-
-// validNumber checks the JSON number at b[i]: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func validNumber(b []byte, i int) (int, bool) {
-	if b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		i = digits(b, i+1)
-	default:
-		return i, false
-	}
-	if i < len(b) && b[i] == '.' {
-		j := digits(b, i+1)
-		if j == i+1 {
-			return j, false
-		}
-		i = j
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := digits(b, i)
-		if j == i {
-			return j, false
-		}
-		i = j
-	}
-	return i, true
-}
-
-func digits(b []byte, i int) int {
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	return i
-}
-
-// validString checks the JSON string at b[i] ('"'): no control
-// characters, only JSON's escapes; bytes from 0x80 are not checked.
-func validString(b []byte, i int) (int, bool) {
-	for i++; i < len(b); i++ {
-		for i < len(b) && plainByte[b[i]] {
-			i++
-		}
-		if i >= len(b) {
-			break
-		}
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1, true
-		case c < 0x20:
-			return i, false
-		case c == '\\':
-			i++
-			if i >= len(b) {
-				return i, false
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(b)-i < 5 || !isHex(b[i+1]) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) {
-					return i, false
-				}
-				i += 4
-			default:
-				return i, false
-			}
-		}
-	}
-	return i, false
-}
-
 // plainByte: the bytes of a JSON string that stand for themselves (not
 // '"', '\\' or a control character).
 var plainByte = func() (t [256]bool) {
@@ -315,10 +152,6 @@ var plainASCII = func() (t [256]bool) {
 	}
 	return t
 }()
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
 
 // appendCompact is json.Compact for src, a valid JSON value (a record
 // decode accepted, or a part of one): it appends src without the
@@ -370,12 +203,7 @@ func hasEscape(b []byte) bool {
 	return false
 }
 
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
+func skipWS(b []byte, i int) int { return jsonscan.SkipWS(b, i) }
 
 // skipString returns the index after the string starting at b[i] ('"').
 func skipString(b []byte, i int) int {
@@ -508,76 +336,10 @@ func decodeString(raw, buf []byte) (string, []byte, bool) {
 	return s, buf, true
 }
 
-// unquote appends the content of the JSON string raw to dst, its escapes
-// decoded, when raw is valid UTF-8 and its \u escapes name no surrogates
-// (so that encoding/json would decode it to the same bytes); false
-// otherwise, and for anything that is not a valid JSON string.
-func unquote(dst, raw []byte) ([]byte, bool) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' || !utf8.Valid(raw) {
-		return dst, false
-	}
-	s := raw[1 : len(raw)-1]
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '"' || c < 0x20:
-			return dst, false
-		case c != '\\':
-			j := i + 1
-			for j < len(s) && s[j] != '\\' && s[j] != '"' && s[j] >= 0x20 {
-				j++
-			}
-			dst = append(dst, s[i:j]...)
-			i = j
-			continue
-		}
-		if i+1 >= len(s) {
-			return dst, false
-		}
-		switch e := s[i+1]; e {
-		case '"', '\\', '/':
-			dst = append(dst, e)
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			if i+6 > len(s) {
-				return dst, false
-			}
-			var r rune
-			for _, h := range s[i+2 : i+6] {
-				switch {
-				case h >= '0' && h <= '9':
-					h -= '0'
-				case h >= 'a' && h <= 'f':
-					h -= 'a' - 10
-				case h >= 'A' && h <= 'F':
-					h -= 'A' - 10
-				default:
-					return dst, false
-				}
-				r = r<<4 | rune(h)
-			}
-			if r >= 0xD800 && r < 0xE000 {
-				return dst, false // a surrogate: encoding/json's rules
-			}
-			dst = utf8.AppendRune(dst, r)
-			i += 6
-			continue
-		default:
-			return dst, false
-		}
-		i += 2
-	}
-	return dst, true
-}
+// unquote appends the content of the JSON string raw to dst as
+// encoding/json decodes it (jsonscan.Unquote); false, for dst unchanged,
+// when raw is not exactly one valid JSON string.
+func unquote(dst, raw []byte) ([]byte, bool) { return jsonscan.Unquote(dst, raw) }
 
 // plainStrings appends to ss the elements of the (valid) JSON array raw
 // when they are all plain strings (plainString): what json.Unmarshal into
