@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -35,6 +36,7 @@ type DuckDB struct {
 	cfg      config
 	migrated bool
 	last     CommitStats
+	opens    atomic.Int64 // sessions opened (the file attached), for tests
 
 	// hook, when set by a test, runs after each table is merged inside the
 	// commit's transaction; an error aborts the commit.
@@ -211,11 +213,15 @@ func (d *DuckDB) SetDeleted(ctx context.Context, table, source string, ids []str
 // over, and that cost grew with the table (250k contacts in 20 commits:
 // 11.2 s of checkpoints; with 16,384-row groups 3.6 s).
 func (d *DuckDB) session(ctx context.Context, fn func(*sql.Conn) error) (err error) {
+	if c, ok := ctx.Value(heldSession{d}).(*sql.Conn); ok {
+		return fn(c) // inside Batch: its session
+	}
 	release, err := acquireFile(ctx, d.path)
 	if err != nil {
 		return err
 	}
 	defer release()
+	d.opens.Add(1)
 	connector, err := duckdb.NewConnector("", d.initConn)
 	if err != nil {
 		return fmt.Errorf("open DuckDB: %w", err)
@@ -252,6 +258,22 @@ func (d *DuckDB) session(ctx context.Context, fn func(*sql.Conn) error) (err err
 	}
 	return fn(conn)
 }
+
+// Batch runs fn with one session of the file: the sink's calls that fn
+// makes with the context it is given share it (one open, attach and
+// checkpoint instead of one per call). The file is held, and other calls
+// on this sink wait, until fn returns: fn must not wait on the network.
+func (d *DuckDB) Batch(ctx context.Context, fn func(context.Context) error) error {
+	if _, ok := ctx.Value(heldSession{d}).(*sql.Conn); ok {
+		return fn(ctx)
+	}
+	return d.session(ctx, func(c *sql.Conn) error {
+		return fn(context.WithValue(ctx, heldSession{d}, c))
+	})
+}
+
+// heldSession keys a Batch's connection in its context, per sink.
+type heldSession struct{ d *DuckDB }
 
 // warehouseCatalog is the name the warehouse file is attached under in a
 // session (the default catalog while it lasts).

@@ -238,3 +238,57 @@ func TestDuckDBBackfillsChangeColumns(t *testing.T) {
 		t.Errorf("migrated (id, first seen, changed, extracted) = %s, want %s", got, want)
 	}
 }
+
+// Batch shares one session among the reads made with its context, and
+// they answer as they do alone.
+func TestDuckDBBatchOneSession(t *testing.T) {
+	ctx := context.Background()
+	d, err := NewDuckDB(filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Start(ctx, Run{ID: "r1", Source: "src"}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	if err := d.Commit(ctx, &Commit{RunID: "r1", Reconciled: []Reconcile{{Source: "src", LocationID: "loc1", At: at, RunID: "r1", Listed: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	reads := func(ctx context.Context) (time.Time, error) {
+		if _, err := d.LiveContacts(ctx, "src", "loc1"); err != nil {
+			return time.Time{}, err
+		}
+		if _, err := d.PendingRetries(ctx, "src", "loc1", 3); err != nil {
+			return time.Time{}, err
+		}
+		return d.LastReconcile(ctx, "src", "loc1")
+	}
+	before := d.opens.Load()
+	alone, err := reads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := d.opens.Load() - before; n != 3 {
+		t.Errorf("three reads alone opened the file %d times, want 3", n)
+	}
+	var batched time.Time
+	before = d.opens.Load()
+	if err := Batch(ctx, d, func(ctx context.Context) error {
+		var err error
+		batched, err = reads(ctx)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.opens.Load() - before; n != 1 {
+		t.Errorf("three reads in a Batch opened the file %d times, want 1", n)
+	}
+	if !alone.Equal(at) || !batched.Equal(at) {
+		t.Errorf("last reconcile alone %v, batched %v, want %v", alone, batched, at)
+	}
+	// After the batch the file is closed: another sink on it can open it.
+	other, _ := NewDuckDB(d.Path())
+	if _, err := other.LastReconcile(ctx, "src", "loc1"); err != nil {
+		t.Errorf("after Batch: %v", err)
+	}
+}

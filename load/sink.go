@@ -247,3 +247,15 @@ type RunResult struct {
 	// Locations are the per-location request counters (may be nil).
 	Locations map[string]LocationStats
 }
+
+// Batch runs fn so that the calls on s it makes with the context it is
+// given share one opening of the warehouse where the sink can (DuckDB);
+// elsewhere it simply runs fn.
+func Batch(ctx context.Context, s Store, fn func(context.Context) error) error {
+	if b, ok := s.(interface {
+		Batch(context.Context, func(context.Context) error) error
+	}); ok {
+		return b.Batch(ctx, fn)
+	}
+	return fn(ctx)
+}

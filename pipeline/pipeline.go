@@ -306,8 +306,31 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 		return err
 	}
 	store := j.Sink
+	// The location's state, read in one opening of the warehouse.
+	var (
+		known map[string]int64
+		last  time.Time
+		rs    []load.Retry
+	)
+	readReconcile := !j.Options.Backfill && j.Options.ReconcileEvery >= 0
+	// The reject itself was the first attempt.
+	readRetries := j.Options.RetryAttempts > 0 && !j.Options.Backfill
 	j.mu.Lock()
-	known, err := store.LiveContacts(ctx, j.Run.Source, loc)
+	err = load.Batch(ctx, store, func(ctx context.Context) error {
+		var err error
+		if known, err = store.LiveContacts(ctx, j.Run.Source, loc); err != nil {
+			return err
+		}
+		if readReconcile {
+			if last, err = store.LastReconcile(ctx, j.Run.Source, loc); err != nil {
+				return err
+			}
+		}
+		if readRetries {
+			rs, err = store.PendingRetries(ctx, j.Run.Source, loc, j.Options.RetryAttempts+1)
+		}
+		return err
+	})
 	j.mu.Unlock()
 	if err != nil {
 		return err
@@ -323,32 +346,14 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 	}
 	stream := j.Stream
 	stream.Children = bulk.children(j.Stream.Children)
-	reconcile := false
-	if !j.Options.Backfill && j.Options.ReconcileEvery >= 0 {
-		j.mu.Lock()
-		last, err := store.LastReconcile(ctx, j.Run.Source, loc)
-		j.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		reconcile = last.IsZero() || j.Run.StartedAt.Sub(last) >= j.Options.ReconcileEvery
-	}
+	reconcile := readReconcile && (last.IsZero() || j.Run.StartedAt.Sub(last) >= j.Options.ReconcileEvery)
 	retry := slices.Clone(l.Targets)
 	pending := map[string]bool{}
-	if j.Options.RetryAttempts > 0 && !j.Options.Backfill {
-		j.mu.Lock()
-		// The reject itself was the first attempt.
-		rs, err := store.PendingRetries(ctx, j.Run.Source, loc, j.Options.RetryAttempts+1)
-		j.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			if !pending[r.ContactID] {
-				pending[r.ContactID] = true
-				if !slices.Contains(l.Targets, r.ContactID) {
-					retry = append(retry, r.ContactID)
-				}
+	for _, r := range rs {
+		if !pending[r.ContactID] {
+			pending[r.ContactID] = true
+			if !slices.Contains(l.Targets, r.ContactID) {
+				retry = append(retry, r.ContactID)
 			}
 		}
 	}
