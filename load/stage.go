@@ -84,8 +84,13 @@ func driverExec(ctx context.Context, dc any, q string) error {
 // stageArrow exposes recs to DuckDB as an Arrow view (zero copy) and
 // materialises it into the temp table stg.
 func stageArrow(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowRecord, stg string) error {
-	_, err := scanArrow(ctx, c, t.Schema, recs, func(view string) string {
-		return fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT * FROM %s`, stg, view)
+	return materialize(ctx, c, t.Schema, recs, stg)
+}
+
+// materialize copies recs (of schema) into the new temp table name.
+func materialize(ctx context.Context, c *sql.Conn, schema *arrow.Schema, recs []arrowRecord, name string) error {
+	_, err := scanArrow(ctx, c, schema, recs, func(view string) string {
+		return fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT * FROM %s`, name, view)
 	})
 	return err
 }
@@ -125,10 +130,7 @@ func stageKeys(ctx context.Context, c *sql.Conn, t whsql.Table, recs []arrowReco
 			r.Release()
 		}
 	}()
-	_, err := scanArrow(ctx, c, schema, proj, func(view string) string {
-		return fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT * FROM %s`, stg, view)
-	})
-	return err
+	return materialize(ctx, c, schema, proj, stg)
 }
 
 // stageStrings creates the temp table name with one VARCHAR column, id,
@@ -142,10 +144,7 @@ func stageStrings(ctx context.Context, c *sql.Conn, name string, ids []string) e
 	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.BinaryTypes.String}}, nil)
 	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(len(ids)))
 	defer rec.Release()
-	_, err := scanArrow(ctx, c, schema, []arrowRecord{rec}, func(view string) string {
-		return fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT * FROM %s`, name, view)
-	})
-	return err
+	return materialize(ctx, c, schema, []arrowRecord{rec}, name)
 }
 
 // arrowViews numbers the Arrow views of this process, so that no two have
