@@ -835,16 +835,18 @@ func (c *committer) reconcile(ctx context.Context, listed []string) error {
 // firstLoad records the reconciliation of a location's first full load as
 // done: its search listed every live id, and nothing was stored before.
 func (c *committer) firstLoad(ctx context.Context) error {
-	c.j.mu.Lock()
-	// Only the count: no map of every live id.
-	_, live, err := c.j.Sink.SweepCandidates(ctx, c.j.Run.Source, c.loc, 0, c.j.Run.StartedAt)
-	c.j.mu.Unlock()
+	var live int
+	// The count and the commit share one opening of the warehouse.
+	err := c.j.commitWith(ctx, c, func(ctx context.Context) (*load.Commit, error) {
+		// Only the count: no map of every live id.
+		var err error
+		if _, live, err = c.j.Sink.SweepCandidates(ctx, c.j.Run.Source, c.loc, 0, c.j.Run.StartedAt); err != nil {
+			return nil, err
+		}
+		return &load.Commit{RunID: c.j.Run.ID, Reconciled: []load.Reconcile{{Source: c.j.Run.Source, LocationID: c.loc,
+			At: c.j.Run.StartedAt, RunID: c.j.Run.ID, Listed: live}}}, nil
+	})
 	if err != nil {
-		return err
-	}
-	cm := &load.Commit{RunID: c.j.Run.ID, Reconciled: []load.Reconcile{{Source: c.j.Run.Source, LocationID: c.loc,
-		At: c.j.Run.StartedAt, RunID: c.j.Run.ID, Listed: live}}}
-	if err := c.j.commit(ctx, cm, c); err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	c.j.Log.Info("reconciled by the first load", "location", c.loc, "listed", live)
@@ -883,13 +885,27 @@ func (c *committer) rejected(m *api.Mark, rs []transform.Rejected) {
 // commit hands cm to the sink (one commit at a time across locations) and,
 // when it succeeded, counts its rows as committed.
 func (j *runner) commit(ctx context.Context, cm *load.Commit, c *committer) error {
+	return j.commitWith(ctx, c, func(context.Context) (*load.Commit, error) { return cm, nil })
+}
+
+// commitWith commits what build returns; build runs under the sink's lock
+// in the same batch (one opening of a DuckDB file) as the commit, and may
+// read the sink with the context it is given.
+func (j *runner) commitWith(ctx context.Context, c *committer, build func(context.Context) (*load.Commit, error)) error {
 	if j.Archive != nil {
 		if err := j.Archive.sync(c.loc); err != nil {
 			return err
 		}
 	}
 	j.mu.Lock()
-	err := j.Sink.Commit(ctx, cm)
+	var cm *load.Commit
+	err := load.Batch(ctx, j.Sink, func(ctx context.Context) error {
+		var err error
+		if cm, err = build(ctx); err != nil {
+			return err
+		}
+		return j.Sink.Commit(ctx, cm)
+	})
 	if err == nil {
 		j.commits++
 		if c.committed == nil {
