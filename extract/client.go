@@ -226,7 +226,9 @@ func (c *Client) Location() string { return c.location }
 func (c *Client) Stats() *Counters { return c.stats }
 
 // do sends one API call with retries and returns the body of a 2xx answer.
-// GETs and the read-only search are safe to repeat.
+// path is the path as it goes on the wire: each segment escaped once
+// (pathEscape), as the server unescapes it once. GETs and the read-only
+// search are safe to repeat.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any) (_ []byte, err error) {
 	var payload []byte
 	if body != nil {
@@ -234,8 +236,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			return nil, fmt.Errorf("encode %s body: %w", path, err)
 		}
 	}
-	u := *c.base
-	u.Path += path
+	u, err := c.url(path)
+	if err != nil {
+		return nil, err
+	}
 	u.RawQuery = query.Encode()
 	attempt, limited := 0, 0 // failed attempts; 429s waited out
 	var limitedSince time.Time
@@ -301,6 +305,25 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		c.stats.WaitNanos.Add(int64(time.Since(start)))
 	}
+}
+
+// url is the base URL joined with path, an escaped path. url.URL keeps a
+// path unescaped in Path and sends its escaped form RawPath when that is a
+// valid escaping of Path; appending an escaped path to Path alone would
+// escape each '%' again on the wire. A path without '%' escapes to itself.
+func (c *Client) url(path string) (url.URL, error) {
+	u := *c.base
+	if strings.IndexByte(path, '%') < 0 {
+		u.Path += path
+		return u, nil
+	}
+	p, err := url.PathUnescape(path)
+	if err != nil {
+		return u, fmt.Errorf("request path %s: %w", path, err)
+	}
+	u.RawPath = c.base.EscapedPath() + path
+	u.Path += p
+	return u, nil
 }
 
 // ErrRateLimitPatience is returned (with the last 429) when one call was
