@@ -194,7 +194,7 @@ func NewClient(baseURL, locationID string, hc *http.Client, opts ...Option) (*Cl
 		return nil, fmt.Errorf("invalid base URL %q", baseURL)
 	}
 	timeout := DefaultTimeout
-	if hc.Timeout > 0 {
+	if hc != nil && hc.Timeout > 0 {
 		timeout = hc.Timeout
 		own := *hc
 		own.Timeout = 0
