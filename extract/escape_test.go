@@ -16,14 +16,14 @@ import (
 // oddLocation is a location id holding what a path must escape.
 const oddLocation = "loc/1 ?#%é+"
 
-// got is what a stream sent, by resource: record id -> parent contact id
-// (the contact's own id for contacts).
-type got map[string]map[string]string
+// parents is what a stream sent, by resource: record id -> parent contact
+// id (the contact's own id for contacts).
+type parents map[string]map[string]string
 
-func drain(t *testing.T, out chan api.Record) (got, []*api.Mark) {
+func drainParents(t *testing.T, out chan api.Record) (parents, []*api.Mark) {
 	t.Helper()
 	close(out)
-	g := got{}
+	g := parents{}
 	var marks []*api.Mark
 	for r := range out {
 		if r.Mark != nil {
@@ -53,9 +53,10 @@ func drain(t *testing.T, out chan api.Record) (got, []*api.Mark) {
 	return g, marks
 }
 
-// want is the truth in the shape of got, and the odd contact ids.
-func want(truth []sim.ContactTruth) (got, []string) {
-	w := got{api.ResourceContacts: {}, api.ResourceTasks: {}, api.ResourceNotes: {}, api.ResourceAppointments: {}}
+// truthParents is the truth in the shape of parents, and the odd contact
+// ids.
+func truthParents(truth []sim.ContactTruth) (parents, []string) {
+	w := parents{api.ResourceContacts: {}, api.ResourceTasks: {}, api.ResourceNotes: {}, api.ResourceAppointments: {}}
 	var odd []string
 	for _, ct := range truth {
 		id := ct.Contact.ID
@@ -79,9 +80,9 @@ func want(truth []sim.ContactTruth) (got, []string) {
 	return w, odd
 }
 
-// same reports every record of want that g lacks or files under another
-// parent, and every record g has that want has not.
-func same(t *testing.T, what string, g, w got, resources ...string) {
+// sameParents reports every record of w that g lacks or files under
+// another parent, and a count of g that is not w's.
+func sameParents(t *testing.T, what string, g, w parents, resources ...string) {
 	t.Helper()
 	for _, res := range resources {
 		missing := 0
@@ -124,7 +125,7 @@ func TestOddIDsExportEveryRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, odd := want(srv.Truth(oddLocation))
+	w, odd := truthParents(srv.Truth(oddLocation))
 	if len(odd) != 3*len(sim.OddIDPieces) || len(w[api.ResourceTasks]) == 0 || len(w[api.ResourceNotes]) == 0 || len(w[api.ResourceAppointments]) == 0 {
 		t.Fatalf("truth: %d odd ids, %d tasks, %d notes, %d appointments", len(odd),
 			len(w[api.ResourceTasks]), len(w[api.ResourceNotes]), len(w[api.ResourceAppointments]))
@@ -136,8 +137,8 @@ func TestOddIDsExportEveryRecord(t *testing.T) {
 	if err := Stream(ctx, c, StreamOptions{Query: Query{PageLimit: 7}, Children: ChildResources}, out); err != nil {
 		t.Fatalf("stream: %v", err)
 	}
-	g, _ := drain(t, out)
-	same(t, "stream", g, w, all...)
+	g, _ := drainParents(t, out)
+	sameParents(t, "stream", g, w, all...)
 
 	// The id listing, then every contact read again by id, its tasks in
 	// batches through POST /locations/{locationId}/tasks/search.
@@ -160,8 +161,8 @@ func TestOddIDsExportEveryRecord(t *testing.T) {
 	if err := StreamContacts(ctx, c, ids, 9, StreamOptions{Children: ChildResources, BatchTasks: true}, out); err != nil {
 		t.Fatalf("read again: %v", err)
 	}
-	g, marks := drain(t, out)
-	same(t, "read again", g, w, all...)
+	g, marks := drainParents(t, out)
+	sameParents(t, "read again", g, w, all...)
 	read := 0
 	for _, m := range marks {
 		read += len(m.IDs)
@@ -200,8 +201,8 @@ func TestOddIDsExportEveryRecord(t *testing.T) {
 	if err := StreamEvents(ctx, c, p, 4, out); err != nil {
 		t.Fatal(err)
 	}
-	g, _ = drain(t, out)
-	same(t, "bulk appointments", g, w, api.ResourceAppointments)
+	g, _ = drainParents(t, out)
+	sameParents(t, "bulk appointments", g, w, api.ResourceAppointments)
 
 	// Writes take the path escaped once too: a note written to each odd
 	// contact lands under it.
