@@ -28,13 +28,19 @@ import (
 const (
 	DefaultMaxBody    = 64 << 20 // a 10 MB note must pass; an endless body must not
 	DefaultMaxRetries = 6
-	DefaultTimeout    = 60 * time.Second
+	// DefaultTimeout bounds one request, from sending it to the last byte
+	// of its answer (WithTimeout).
+	DefaultTimeout = 60 * time.Second
 	// DefaultRateLimitPatience bounds how long one call waits out 429s.
 	DefaultRateLimitPatience = 15 * time.Minute
 )
 
 // ErrBodyTooLarge is returned when a response exceeds the body cap.
 var ErrBodyTooLarge = errors.New("response body too large")
+
+// ErrTimeout is returned (in a retryable transport error) when a request
+// got no complete answer, headers and body, within the client's timeout.
+var ErrTimeout = errors.New("request timed out")
 
 // Counters are a client's request statistics; safe for concurrent use.
 type Counters struct {
@@ -95,7 +101,11 @@ type Client struct {
 	stats       *Counters
 	limits      limitsBox
 	patience    time.Duration
+	timeout     time.Duration
 	sleep       func(context.Context, time.Duration) error
+	// withTimeout bounds one request (context.WithTimeoutCause; tests
+	// replace it to fire the timeout on an event).
+	withTimeout func(context.Context, time.Duration, error) (context.Context, context.CancelFunc)
 	delayScale  float64 // WithRetryDelayScale
 	now         func() time.Time
 	observe     func(Exchange)
@@ -144,6 +154,17 @@ func WithRateLimitPatience(d time.Duration) Option {
 	}
 }
 
+// WithTimeout bounds each request, from sending it to reading the last
+// byte of its answer (default DefaultTimeout; a retry has its own). A
+// request that runs out answers ErrTimeout and is retried like a reset.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d > 0 {
+			c.timeout = d
+		}
+	}
+}
+
 // WithCounters makes the client count into s (e.g. one Counters per location).
 func WithCounters(s *Counters) Option { return func(c *Client) { c.stats = s } }
 
@@ -161,21 +182,36 @@ func WithRetryDelayScale(f float64) Option {
 
 // NewClient returns a client for one location. baseURL is e.g.
 // https://services.leadconnectorhq.com; hc must authenticate requests.
+//
+// hc needs no Timeout: the client bounds every request itself (WithTimeout)
+// with one context deadline, cheaper than the timer, goroutine and body
+// wrapper http.Client.Timeout costs per request. A Timeout set on hc is
+// taken as the client's timeout (unless WithTimeout says otherwise) and
+// enforced that way; hc itself is not changed.
 func NewClient(baseURL, locationID string, hc *http.Client, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return nil, fmt.Errorf("invalid base URL %q", baseURL)
 	}
+	timeout := DefaultTimeout
+	if hc != nil && hc.Timeout > 0 {
+		timeout = hc.Timeout
+		own := *hc
+		own.Timeout = 0
+		hc = &own
+	}
 	c := &Client{
 		base: u, location: locationID, hc: hc,
-		gov:        NopGovernor{},
-		maxBody:    DefaultMaxBody,
-		maxRetries: DefaultMaxRetries,
-		stats:      new(Counters),
-		patience:   DefaultRateLimitPatience,
-		sleep:      sleepCtx,
-		delayScale: 1,
-		now:        time.Now,
+		gov:         NopGovernor{},
+		maxBody:     DefaultMaxBody,
+		maxRetries:  DefaultMaxRetries,
+		stats:       new(Counters),
+		patience:    DefaultRateLimitPatience,
+		timeout:     timeout,
+		sleep:       sleepCtx,
+		withTimeout: context.WithTimeoutCause,
+		delayScale:  1,
+		now:         time.Now,
 	}
 	for _, o := range opts {
 		o(c)
@@ -190,7 +226,9 @@ func (c *Client) Location() string { return c.location }
 func (c *Client) Stats() *Counters { return c.stats }
 
 // do sends one API call with retries and returns the body of a 2xx answer.
-// GETs and the read-only search are safe to repeat.
+// path is the path as it goes on the wire: each segment escaped once
+// (pathEscape), as the server unescapes it once. GETs and the read-only
+// search are safe to repeat.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any) (_ []byte, err error) {
 	var payload []byte
 	if body != nil {
@@ -198,8 +236,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			return nil, fmt.Errorf("encode %s body: %w", path, err)
 		}
 	}
-	u := *c.base
-	u.Path += path
+	u, err := c.url(path)
+	if err != nil {
+		return nil, err
+	}
 	u.RawQuery = query.Encode()
 	attempt, limited := 0, 0 // failed attempts; 429s waited out
 	var limitedSince time.Time
@@ -267,6 +307,25 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 }
 
+// url is the base URL joined with path, an escaped path. url.URL keeps a
+// path unescaped in Path and sends its escaped form RawPath when that is a
+// valid escaping of Path; appending an escaped path to Path alone would
+// escape each '%' again on the wire. A path without '%' escapes to itself.
+func (c *Client) url(path string) (url.URL, error) {
+	u := *c.base
+	if strings.IndexByte(path, '%') < 0 {
+		u.Path += path
+		return u, nil
+	}
+	p, err := url.PathUnescape(path)
+	if err != nil {
+		return u, fmt.Errorf("request path %s: %w", path, err)
+	}
+	u.RawPath = c.base.EscapedPath() + path
+	u.Path += p
+	return u, nil
+}
+
 // ErrRateLimitPatience is returned (with the last 429) when one call was
 // refused by the rate limit for longer than its patience
 // (WithRateLimitPatience).
@@ -286,7 +345,13 @@ func (c *Client) once(ctx context.Context, method string, u *url.URL, path strin
 		return nil, 0, err
 	}
 	c.stats.WaitNanos.Add(int64(time.Since(start)))
-	req, err := newRequest(ctx, method, u, payload)
+	rctx := ctx
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > c.timeout {
+		var cancel context.CancelFunc
+		rctx, cancel = c.withTimeout(ctx, c.timeout, errRequestTimeout)
+		defer cancel() // after the body is closed: defers run last in, first out
+	}
+	req, err := newRequest(rctx, method, u, payload)
 	if err != nil {
 		c.gov.Observe(0, nil)
 		return nil, 0, err
@@ -307,6 +372,9 @@ func (c *Client) once(ctx context.Context, method string, u *url.URL, path strin
 		if ctx.Err() == nil {
 			c.stats.Failures.Add(1)
 		}
+		if c.timedOut(ctx, rctx) {
+			err = fmt.Errorf("%w: no answer within %v", ErrTimeout, c.timeout)
+		}
 		return nil, 0, &transportError{method: method, path: path, err: scrubURLError(err)}
 	}
 	defer resp.Body.Close()
@@ -317,6 +385,9 @@ func (c *Client) once(ctx context.Context, method string, u *url.URL, path strin
 	if err != nil {
 		if ctx.Err() == nil {
 			c.stats.Failures.Add(1)
+		}
+		if c.timedOut(ctx, rctx) {
+			err = fmt.Errorf("%w: body not read within %v", ErrTimeout, c.timeout)
 		}
 		return nil, 0, &transportError{method: method, path: path, err: fmt.Errorf("read body: %w", err)}
 	}
@@ -343,6 +414,16 @@ func (c *Client) once(ctx context.Context, method string, u *url.URL, path strin
 		ra = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return nil, ra, herr
+}
+
+// errRequestTimeout is the cause of a request context the client's
+// timeout ended.
+var errRequestTimeout = errors.New("request timeout")
+
+// timedOut says whether the request context rctx, derived from the call's
+// ctx, was ended by the client's timeout rather than by the caller.
+func (c *Client) timedOut(ctx, rctx context.Context) bool {
+	return ctx.Err() == nil && errors.Is(context.Cause(rctx), errRequestTimeout)
 }
 
 // Request header values, shared by every request (net/http and

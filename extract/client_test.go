@@ -248,8 +248,10 @@ func TestNewRequestAsParsed(t *testing.T) {
 		}
 		for _, p := range paths {
 			for _, q := range queries {
-				u := *c.base
-				u.Path += p
+				u, err := c.url(p)
+				if err != nil {
+					t.Fatal(err)
+				}
 				u.RawQuery = q.Encode()
 				want, err := http.NewRequestWithContext(context.Background(), http.MethodGet, u.String(), nil)
 				if err != nil {

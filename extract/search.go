@@ -386,4 +386,6 @@ func decodeChildren(b []byte, resource string) ([]json.RawMessage, error) {
 	return nil, fmt.Errorf("unknown resource %q", resource)
 }
 
+// pathEscape escapes s as one path segment, for the paths given to do:
+// '/', '%', '?', '#', ' ' and non-ASCII are escaped, once.
 func pathEscape(s string) string { return url.PathEscape(s) }

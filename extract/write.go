@@ -12,7 +12,8 @@ import (
 )
 
 // WriteRequest is one write to the API: a method, a path below the base URL
-// and a JSON body (nil for none).
+// and a JSON body (nil for none). Path is as it goes on the wire: an id in
+// it escaped once (url.PathEscape), as the server unescapes it once.
 type WriteRequest struct {
 	Method string
 	Path   string
@@ -44,8 +45,10 @@ func (c *Client) Write(ctx context.Context, w WriteRequest) ([]byte, error) {
 			return nil, fmt.Errorf("encode %s body: %w", w.Path, err)
 		}
 	}
-	u := *c.base
-	u.Path += w.Path
+	u, err := c.url(w.Path)
+	if err != nil {
+		return nil, err
+	}
 	var since time.Time
 	for n := 0; ; n++ {
 		b, retryAfter, err := c.once(ctx, w.Method, &u, w.Path, payload)

@@ -72,6 +72,17 @@ type Config struct {
 	// contact's id, or the vendor examples' id), as the vendor's own
 	// examples show. The path contact stays the parent (see Truth).
 	ChildContactMismatch float64
+	// OddIDs gives the first OddIDs generated contacts ids holding what a
+	// URL path must escape: '/', '%', ' ', '?', '#', non-ASCII, and a
+	// literal "%2F" (OddIDPieces, one in turn, inside the usual id). The
+	// server unescapes each path segment once, as a real one does, so a
+	// client that escapes an id twice, or not at all, misses the contact.
+	// Their children are generated as any contact's.
+	OddIDs int
+	// LocationIDs, when set, are the ids of the locations (their count is
+	// Locations) instead of loc-0001, loc-0002, ...: odd ones check the
+	// location's paths the way OddIDs checks the contacts'.
+	LocationIDs []string
 	// SearchOmitsDND drops dndSettings from search results (seen in the
 	// real API); GET /contacts/{id} always has them.
 	SearchOmitsDND bool
@@ -178,6 +189,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		c.TimeZones = zs
 		return nil
 	})
+	fs.IntVar(&c.OddIDs, "odd-ids", c.OddIDs, "contacts whose ids hold characters a URL path must escape")
 	fs.BoolVar(&c.SearchOmitsDND, "search-omits-dnd", c.SearchOmitsDND, "omit dndSettings from search results")
 	fs.Float64Var(&c.Faults.Rate5xx, "fault-5xx", c.Faults.Rate5xx, "probability of a 5xx answer")
 	fs.Float64Var(&c.Faults.RateReset, "fault-reset", c.Faults.RateReset, "probability of a connection reset")
@@ -204,6 +216,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 }
 
 func (c *Config) applyDefaults() {
+	if len(c.LocationIDs) > 0 {
+		c.Locations = len(c.LocationIDs)
+	}
 	if c.Locations <= 0 {
 		c.Locations = 1
 	}

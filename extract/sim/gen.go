@@ -64,6 +64,14 @@ func makeID(parts ...uint64) string {
 	return string(b[:])
 }
 
+// OddIDPieces are what Config.OddIDs puts in contact ids, one in turn.
+var OddIDPieces = []string{"a/b", "50%", "x y", "q?r", "h#1", "é✓", "%2F", "/?# %é+"}
+
+// oddID is generated id number i with OddIDPieces[i % len] inside.
+func oddID(id string, i int) string {
+	return id[:10] + OddIDPieces[i%len(OddIDPieces)] + id[10:]
+}
+
 func newRand(seed int64, parts ...uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(uint64(seed), hash(parts...)))
 }

@@ -87,6 +87,12 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, epochMs: cfg.Epoch.UnixMilli(), locByID: map[string]*location{}, byID: make(map[string]*contact, cfg.Contacts)}
 	for i := range cfg.Locations {
 		l := &location{id: fmt.Sprintf("loc-%04d", i+1), zoneName: cfg.TimeZones[i%len(cfg.TimeZones)]}
+		if len(cfg.LocationIDs) > 0 {
+			l.id = cfg.LocationIDs[i]
+			if l.id == "" || s.locByID[l.id] != nil {
+				panic(fmt.Sprintf("sim: location id %q empty or repeated", l.id))
+			}
+		}
 		z, err := time.LoadLocation(l.zoneName)
 		if err != nil {
 			panic(fmt.Sprintf("sim: time zone %q: %v", l.zoneName, err))
@@ -98,6 +104,9 @@ func New(cfg Config) *Server {
 	for i := range cfg.Contacts {
 		l := s.locs[i%len(s.locs)]
 		c, addMs, updMs := genContact(cfg.Seed, s.epochMs, i, l.id)
+		if i < cfg.OddIDs {
+			c.ID = oddID(c.ID, i)
+		}
 		ct := &contact{c: c, loc: l, pos: len(l.list), addMs: addMs, updMs: updMs, enc: &encodings{}}
 		idx := i
 		ko := kidOpts{zone: l.zone, mismatch: cfg.ChildContactMismatch}
