@@ -192,7 +192,7 @@ func checkScopes(ctx context.Context, cfg Config, scope string, todo []*item) er
 		// A write with an empty body: refused for the scope (401) before
 		// the body is looked at, else refused as invalid (422/404).
 		probe := extract.WriteRequest{Method: http.MethodPut,
-			Path: "/contacts/" + it.args["contact_id"] + "/tasks/scope-check/completed", Body: struct{}{}}
+			Path: contactPath(it.args, "/tasks/scope-check/completed"), Body: struct{}{}}
 		if scope == api.ScopeEventsWrite {
 			probe = extract.WriteRequest{Method: http.MethodPost, Path: "/calendars/events/appointments", Body: struct{}{}}
 		}

@@ -44,7 +44,8 @@ func newEnv(t *testing.T, contacts int, scopes ...string) *env {
 	}
 	probe := sim.New(sim.Config{Locations: 1})
 	loc := probe.Locations()[0]
-	srv := sim.New(sim.Config{Seed: 7, Contacts: contacts, Locations: 1,
+	// The first contacts have ids a URL path must escape (/, %, space, ?, #, …).
+	srv := sim.New(sim.Config{Seed: 7, Contacts: contacts, Locations: 1, OddIDs: min(contacts, 8),
 		StaticTokens: map[string]sim.StaticToken{testToken: {LocationID: loc, Scopes: scopes}}})
 	base, err := srv.Start("127.0.0.1:0")
 	if err != nil {
@@ -333,9 +334,19 @@ func TestRefusedBeforeAnyRequest(t *testing.T) {
 		if w := ro.srv.Writes(); w.Applied != 0 || w.Requests > 1 {
 			t.Fatalf("writes %+v: only the scope check may be sent", w)
 		}
+		// The scope check's probe names the first contact: one whose id holds
+		// a '/' must still reach the route the scope is checked on.
+		before := ro.srv.Writes().Requests
+		_, err = Run(context.Background(), ro.config(AddNote, `SELECT contact_id, 'x' AS body FROM contacts WHERE contact_id LIKE '%/%'`))
+		if !errors.Is(err, ErrScope) {
+			t.Fatalf("contact id with '/': err = %v, want ErrScope", err)
+		}
+		if w := ro.srv.Writes(); w.Applied != 0 || w.Requests > before+1 {
+			t.Fatalf("contact id with '/': writes %+v: only the scope check may be sent", w)
+		}
 		cfg := ro.config(AddNote, `SELECT contact_id, 'x' AS body FROM contacts`)
 		cfg.Granted = map[string][]string{ro.loc: {api.ScopeContactsRO}}
-		before := ro.srv.Writes().Requests
+		before = ro.srv.Writes().Requests
 		if _, err := Run(context.Background(), cfg); !errors.Is(err, ErrScope) || ro.srv.Writes().Requests != before {
 			t.Fatalf("known scopes: err %v, writes %d → %d", err, before, ro.srv.Writes().Requests)
 		}
