@@ -4,6 +4,7 @@ import (
 	"context"
 	dsql "database/sql"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,7 +65,12 @@ func checkParquetFiles(t *testing.T, dir string, db *dsql.DB) {
 		seen := map[string]string{}
 		files, _ := filepath.Glob(filepath.Join(dir, tb.Name, "*", "*.parquet"))
 		for _, name := range files {
-			folder := strings.TrimPrefix(filepath.Base(filepath.Dir(name)), "location_id=")
+			// Folder names are escaped as Hive writes them (DuckDB, Spark and
+			// pyarrow read them unescaped).
+			folder, err := url.PathUnescape(strings.TrimPrefix(filepath.Base(filepath.Dir(name)), "location_id="))
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
 			rdr, err := file.OpenParquetFile(name, false)
 			if err != nil {
 				t.Fatal(err)

@@ -43,7 +43,7 @@ func newEnvScopes(t *testing.T, kind string, cfg sim.Config, scopes ...string) *
 		cfg.Locations = 1
 	}
 	cfg.StaticTokens = map[string]sim.StaticToken{}
-	probe := sim.New(sim.Config{Locations: cfg.Locations})
+	probe := sim.New(sim.Config{Locations: cfg.Locations, LocationIDs: cfg.LocationIDs})
 	e := &env{t: t, kind: kind, srcTS: map[string]oauth2.TokenSource{}}
 	for i, loc := range probe.Locations() {
 		tok := fmt.Sprintf("pit-test-%d", i)
