@@ -246,6 +246,28 @@ func (p *Parquet) LiveIDs(ctx context.Context, source, location, table string, f
 	return ids, nil
 }
 
+// LiveChildren implements Store.
+func (p *Parquet) LiveChildren(ctx context.Context, source, location, table string, contactIDs []string) ([]string, error) {
+	t, ok := whsql.ByName(table)
+	if !ok || len(t.Key) != 2 || t.Name == whsql.Contacts.Name {
+		return nil, fmt.Errorf("live children: no child table %q", table)
+	}
+	if len(contactIDs) == 0 {
+		return nil, nil
+	}
+	l, err := p.load()
+	if err != nil {
+		return nil, err
+	}
+	from := "(" + p.locationTable(l, t, source, location, []string{whsql.ColSource, t.Key[1], whsql.ColLocationID, whsql.ColDeletedAt, "contact_id"}) + ")"
+	var ids []string
+	err = p.query(ctx, func(c *sql.Conn) (err error) {
+		ids, err = liveChildren(ctx, c, table, from, source, location, contactIDs)
+		return err
+	})
+	return ids, err
+}
+
 // SweepCandidates implements Store.
 func (p *Parquet) SweepCandidates(ctx context.Context, source, location string, n int, sweptBefore time.Time) (ids []string, live int, err error) {
 	l, err := p.load()

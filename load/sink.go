@@ -51,6 +51,10 @@ type Store interface {
 	// soft-deleted. With from and to set, only appointments whose
 	// start_time is in [from, to) are returned.
 	LiveIDs(ctx context.Context, source, location, table string, from, to time.Time) ([]string, error)
+	// LiveChildren returns the keys of the rows of one location in table (a
+	// child table) that belong to one of contactIDs and are not
+	// soft-deleted.
+	LiveChildren(ctx context.Context, source, location, table string, contactIDs []string) ([]string, error)
 	// SweepCandidates returns up to n live contacts of a location whose
 	// children were last read before sweptBefore, longest ago first
 	// (never-swept first, then by id), and how many live contacts the

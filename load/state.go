@@ -207,6 +207,41 @@ func (d *DuckDB) LiveIDs(ctx context.Context, source, location, table string, fr
 	return ids, nil
 }
 
+// LiveChildren implements Store.
+func (d *DuckDB) LiveChildren(ctx context.Context, source, location, table string, contactIDs []string) ([]string, error) {
+	var ids []string
+	err := d.session(ctx, func(c *sql.Conn) (err error) {
+		ids, err = liveChildren(ctx, c, table, table, source, location, contactIDs)
+		return err
+	})
+	return ids, err
+}
+
+// liveChildren runs LiveChildren's query over from (a table or a subquery
+// with its columns) on c.
+func liveChildren(ctx context.Context, c *sql.Conn, table, from, source, location string, contactIDs []string) ([]string, error) {
+	t, ok := whsql.ByName(table)
+	if !ok || len(t.Key) != 2 || t.Name == whsql.Contacts.Name {
+		return nil, fmt.Errorf("live children: no child table %q", table)
+	}
+	if len(contactIDs) == 0 {
+		return nil, nil
+	}
+	const listed = "listed_contacts"
+	if err := stageStrings(ctx, c, listed, contactIDs); err != nil {
+		return nil, fmt.Errorf("live %s of %d contacts: %w", table, len(contactIDs), err)
+	}
+	ids, err := idList(ctx, c, fmt.Sprintf(`SELECT %s FROM %s WHERE %s = ? AND %s = ? AND %s IS NULL AND contact_id IN (SELECT id FROM %s)`,
+		quote(t.Key[1]), from, quote(whsql.ColSource), quote(whsql.ColLocationID), quote(whsql.ColDeletedAt), listed), source, location)
+	if err == nil {
+		err = dropTable(ctx, c, listed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("live %s of %d contacts: %w", table, len(contactIDs), err)
+	}
+	return ids, nil
+}
+
 // liveIDsQuery is the query of LiveIDs over from (a table or a
 // subquery), taking source and location, then args.
 func liveIDsQuery(table, from string, start, end time.Time) (string, []any, error) {

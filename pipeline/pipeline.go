@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory/mallocator"
 	"golang.org/x/sync/errgroup"
 
@@ -358,6 +359,9 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 		}
 	}
 	cm := &committer{j: j, loc: loc, client: c, wins: wins, watermark: wm, pending: pending}
+	if !firstLoad {
+		cm.perContact = stream.Children
+	}
 	if len(wins) == 0 && len(retry) == 0 && !reconcile {
 		return nil // nothing to read: a finished backfill, a watermark ahead of us
 	}
@@ -413,7 +417,7 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 		return err
 	}
 	j.Log.Debug("sweep", "location", loc, "contacts", len(ids), "live", live)
-	return j.pipe(ctx, l, &committer{j: j, loc: loc, client: c}, func(ctx context.Context, out chan<- api.Record) error {
+	return j.pipe(ctx, l, &committer{j: j, loc: loc, client: c, perContact: stream.Children}, func(ctx context.Context, out chan<- api.Record) error {
 		return extract.StreamChildren(ctx, c, ids, extract.DefaultSweepChunk, stream, out)
 	})
 }
@@ -669,6 +673,13 @@ type committer struct {
 	retries             []load.Retry
 	retried             []load.RetryKey
 	deletes             []load.Delete
+	// perContact are the child tables read per contact, in full, before
+	// the page and sweep marks that name the contacts (nil: none, or a
+	// first load with nothing stored to compare); lists are, per table,
+	// the contacts so read since the last commit whose live rows the
+	// commit did not hold are soft-deleted (deleted upstream).
+	perContact []string
+	lists      map[string][]string
 }
 
 func (c *committer) requests() int64 {
@@ -690,6 +701,9 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 	}
 	m := b.Mark
 	c.rejected(m, b.Rejected)
+	if len(c.perContact) > 0 && len(m.IDs) > 0 && (m.Resource == api.ResourceContacts || m.Resource == extract.MarkSweep) {
+		c.listed(m.IDs, b.Rejected)
+	}
 	if len(m.Gone) > 0 {
 		c.deletes = append(c.deletes, goneDeletes(c.j.Run.Source, m.Gone, c.j.now())...)
 	}
@@ -763,8 +777,9 @@ func (c *committer) flush(ctx context.Context) error {
 	if len(c.swept) > 0 {
 		cm.Swept = []load.Swept{{Source: c.j.Run.Source, LocationID: c.loc, ContactIDs: c.swept, At: c.j.now(), RunID: c.j.Run.ID}}
 	}
-	rows, bytes := c.covRows, c.covBytes
+	rows, bytes, lists := c.covRows, c.covBytes, c.lists
 	c.cov, c.covRows, c.covBytes, c.swept, c.state, c.marks, c.retries, c.retried, c.deletes = nil, 0, 0, nil, nil, nil, nil, nil, nil
+	c.lists = nil
 	if err := c.wait(); err != nil {
 		releaseRecs(cm.Records)
 		return err
@@ -774,7 +789,9 @@ func (c *committer) flush(ctx context.Context) error {
 	go func() {
 		start := time.Now()
 		c.j.Log.Debug("commit start", "location", c.loc, "rows", rows, "bytes", bytes)
-		err := c.j.commit(ctx, cm, c)
+		err := c.j.commitWith(ctx, c, func(ctx context.Context) (*load.Commit, error) {
+			return cm, c.unlistedChildren(ctx, cm, lists)
+		})
 		c.j.Log.Debug("commit", "location", c.loc, "rows", rows, "took", time.Since(start), "err", err)
 		releaseRecs(cm.Records)
 		if err != nil {
@@ -850,6 +867,60 @@ func (c *committer) firstLoad(ctx context.Context) error {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	c.j.Log.Info("reconciled by the first load", "location", c.loc, "listed", live)
+	return nil
+}
+
+// listed notes that the children of ids, per table read per contact,
+// were read in full: the commit soft-deletes their other live rows. A
+// contact with a rejected record (or list) of a table is left out for that
+// table: what the API holds of it is not known.
+func (c *committer) listed(ids []string, rs []transform.Rejected) {
+	bad := map[string]bool{}
+	for _, r := range rs {
+		bad[r.Resource+"|"+r.ContactID] = true
+	}
+	if c.lists == nil {
+		c.lists = map[string][]string{}
+	}
+	for _, t := range c.perContact {
+		for _, id := range ids {
+			if !bad[t+"|"+id] {
+				c.lists[t] = append(c.lists[t], id)
+			}
+		}
+	}
+}
+
+// unlistedChildren adds to cm the soft-deletes of the live rows of the
+// listed contacts (per table) that cm does not hold: the contact's list
+// no longer names them. It runs when cm is committed, in the same batch,
+// so it sees every earlier commit.
+func (c *committer) unlistedChildren(ctx context.Context, cm *load.Commit, lists map[string][]string) error {
+	for _, table := range slices.Sorted(maps.Keys(lists)) {
+		live, err := c.j.Sink.LiveChildren(ctx, c.j.Run.Source, c.loc, table, lists[table])
+		if err != nil {
+			return err
+		}
+		t, _ := whsql.ByName(table)
+		held := map[string]bool{}
+		for _, r := range cm.Records[table] {
+			if col, ok := r.Column(r.Schema().FieldIndices(t.Key[1])[0]).(*array.String); ok {
+				for i := range col.Len() {
+					held[col.Value(i)] = true
+				}
+			}
+		}
+		var gone []string
+		for _, id := range live {
+			if !held[id] {
+				gone = append(gone, id)
+			}
+		}
+		if len(gone) > 0 {
+			c.j.Log.Info("deleted upstream", "location", c.loc, "resource", table, "records", len(gone))
+			cm.Deletes = append(cm.Deletes, load.Delete{Table: table, Source: c.j.Run.Source, IDs: gone, At: c.j.now()})
+		}
+	}
 	return nil
 }
 

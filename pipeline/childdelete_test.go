@@ -1,0 +1,62 @@
+package pipeline
+
+import (
+	"testing"
+	"time"
+
+	"github.com/contacts-etl/contacts-etl/extract/api"
+	"github.com/contacts-etl/contacts-etl/extract/sim"
+)
+
+// Children deleted upstream, read on the per-contact path: a task deleted
+// (which bumps its contact's dateUpdated) and a note deleted from a contact
+// that then changed are soft-deleted by the next run, and so is a note
+// deleted quietly from an unchanged contact, by the sweep that reads its
+// children again; on both sinks, and the contacts' other children stay live
+// (the truth checks every row).
+func TestChildDeletesPerContact(t *testing.T) {
+	for _, kind := range sinkKinds {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv(t, kind, sim.Config{Seed: 16, Contacts: 120})
+			opt := Options{Lookback: time.Minute, ReconcileEvery: 0, SweepRuns: 1}
+			if _, err := e.run(opt, nil); err != nil {
+				t.Fatal(err)
+			}
+			e.compare()
+			var tasks, notes, quiet int
+			for _, ct := range e.srv.Truth(e.srv.Locations()[0]) {
+				switch {
+				case ct.Deleted:
+				case len(ct.Tasks) > 1 && tasks < 3:
+					if err := e.srv.DeleteTask(ct.Contact.ID, ct.Tasks[0].ID); err != nil {
+						t.Fatal(err)
+					}
+					tasks++
+				case len(ct.Notes) > 1 && notes < 3:
+					if err := e.srv.DeleteNote(ct.Contact.ID, ct.Notes[0].ID); err != nil {
+						t.Fatal(err)
+					}
+					if err := e.srv.UpdateContact(ct.Contact.ID, func(c *api.Contact) { c.LastName += " v2" }); err != nil {
+						t.Fatal(err)
+					}
+					notes++
+				case len(ct.Notes) > 1 && quiet < 1:
+					if err := e.srv.DeleteNote(ct.Contact.ID, ct.Notes[0].ID); err != nil { // dateUpdated untouched
+						t.Fatal(err)
+					}
+					quiet++
+				}
+			}
+			if tasks != 3 || notes != 3 || quiet != 1 {
+				t.Fatalf("deleted %d tasks and %d notes, want 3 each", tasks, notes)
+			}
+			if _, err := e.run(opt, nil); err != nil {
+				t.Fatal(err)
+			}
+			counts := e.compare()
+			if counts["tasks_deleted"] != 3 || counts["notes_deleted"] != 4 {
+				t.Errorf("soft-deleted %d tasks and %d notes, want 3 and 4", counts["tasks_deleted"], counts["notes_deleted"])
+			}
+		})
+	}
+}
