@@ -487,6 +487,27 @@ func runConformance(t *testing.T, tg target) {
 			t.Errorf("tasks = %v, want %v", got, w)
 		}
 		db.Close()
+		// The live children of given contacts: k3 is deleted; other
+		// locations and sources have none; no contacts, no rows.
+		for _, lc := range []struct {
+			source, loc string
+			contacts    []string
+			want        []string
+		}{
+			{"src", "loc1", []string{"c3", "c4", "c9"}, []string{"k4"}},
+			{"src", "loc1", []string{"c3"}, nil},
+			{"src", "loc2", []string{"c4"}, nil},
+			{"other", "loc1", []string{"c4"}, nil},
+			{"src", "loc1", nil, nil},
+		} {
+			got, err := s.LiveChildren(ctx, lc.source, lc.loc, "tasks", lc.contacts)
+			if err != nil || !reflect.DeepEqual(got, lc.want) {
+				t.Errorf("LiveChildren(%s, %s, tasks, %v) = %v, %v; want %v", lc.source, lc.loc, lc.contacts, got, err, lc.want)
+			}
+		}
+		if _, err := s.LiveChildren(ctx, "src", "loc1", "contacts", []string{"c1"}); err == nil {
+			t.Error("LiveChildren of contacts: no error")
+		}
 
 		// A failed commit changes none of the answers.
 		tg.hook(s, func(string) error { return errors.New("boom") })
