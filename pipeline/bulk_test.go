@@ -235,9 +235,12 @@ func TestBulkIncrementalMinimum(t *testing.T) {
 	if got := sumPlans(plans, func(p Estimate) int { return p.Bulk.EventRequests }); int64(got) != st.ByKind["calendars"]+st.ByKind["events"] {
 		t.Errorf("plan: %d calendar and events requests, the run sent %d", got, st.ByKind["calendars"]+st.ByKind["events"])
 	}
-	// The run also reads each location's time zone and custom field
-	// definitions (one request each), which the plan does not count.
-	if got := sumPlans(plans, func(p Estimate) int { return p.Requests }); int64(got) != res.Requests-st.ByKind["location"]-st.ByKind["custom_fields"] {
+	// Every request of the run, the time zones and custom field
+	// definitions included (one each per location).
+	if setup := sumPlans(plans, func(p Estimate) int { return p.Setup }); int64(setup) != st.ByKind["location"]+st.ByKind["custom_fields"] {
+		t.Errorf("plan: %d time zone and custom field requests, the run sent %d", setup, st.ByKind["location"]+st.ByKind["custom_fields"])
+	}
+	if got := sumPlans(plans, func(p Estimate) int { return p.Requests }); int64(got) != res.Requests {
 		t.Errorf("plan: %d requests for the first load, the run spent %d (%v)", got, res.Requests, st.ByKind)
 	}
 	t.Logf("full run: %d requests (%.3f of 3 per contact), plan probes %d; %v", res.Requests,
@@ -288,7 +291,7 @@ func TestBulkIncrementalMinimum(t *testing.T) {
 	}
 	st = e.srv.Stats()
 	minimum := incrementalMinimum(e.srv, changed, sweepRuns, true)
-	planned := sumPlans(plans, func(p Estimate) int { return p.Requests })
+	planned := sumPlans(plans, func(p Estimate) int { return p.Requests - p.Setup }) // the minimum leaves them out
 	if float64(res.Requests) > 1.05*float64(minimum) {
 		t.Errorf("incremental run spent %d requests, minimum %d (%v)", res.Requests, minimum, st.ByKind)
 	}
@@ -489,5 +492,35 @@ func TestBulkProbesRemembered(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The plan counts the custom field definitions' request only where the
+// token may read them: known scopes without it leave it out, as the run does.
+func TestPlanSetupFollowsScopes(t *testing.T) {
+	e := newEnv(t, WarehouseDuckDB, sim.Config{Seed: 36, Contacts: 20, Locations: 2})
+	clients, err := Clients(e.srv.Locations(), e.srcTS, ClientOptions{BaseURL: e.base, Concurrency: 4,
+		RateMax: 1_000_000, RateInterval: time.Second, MaxRetries: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	locs := e.srv.Locations()
+	scopes := map[string][]string{
+		locs[0]: {api.ScopeContactsRO, api.ScopeLocationsRO},
+		locs[1]: {api.ScopeContactsRO, api.ScopeLocationsRO, api.ScopeCustomFieldsRO},
+	}
+	plans, err := Forecast(context.Background(), clients, nil, EstimateOptions{Source: "sim", PageLimit: 100,
+		RateMax: 1_000_000, RateInterval: time.Second, Now: time.Now().UTC(), Scopes: scopes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{locs[0]: 1, locs[1]: 2}
+	for _, p := range plans {
+		if p.Setup != want[p.Location] {
+			t.Errorf("%s: setup %d requests, want %d (scopes %v)", p.Location, p.Setup, want[p.Location], scopes[p.Location])
+		}
+		if p.Requests != p.Search+p.FanOut+p.Bulk.Requests()+p.Sweep+p.Reconcile+p.Setup {
+			t.Errorf("%s: %d requests do not add up: %+v", p.Location, p.Requests, p)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/contacts-etl/contacts-etl/extract"
+	"github.com/contacts-etl/contacts-etl/extract/api"
 	"github.com/contacts-etl/contacts-etl/load"
 )
 
@@ -24,6 +25,10 @@ type Estimate struct {
 	FanOut    int
 	Sweep     int
 	Reconcile int
+	// Setup is the location's time zone and its custom field definitions,
+	// read once per run: one request each, the second only when the token
+	// may have the scope (unknown scopes count it).
+	Setup int
 	// Bulk says which path tasks and appointments take and what their
 	// bulk listings cost (counted in Requests); FanOut and Sweep count the
 	// per-contact children only.
@@ -54,6 +59,9 @@ type EstimateOptions struct {
 	// Bulk is what the run would use (the zero value: the bulk paths
 	// where the token may).
 	Bulk BulkOptions
+	// Scopes are the scopes each location's token was granted, where
+	// known (from the token store); nil: unknown.
+	Scopes map[string][]string
 }
 
 // Forecast probes each location with one or two one-contact searches and
@@ -116,7 +124,11 @@ func forecast(ctx context.Context, c *extract.Client, st load.LocationStatus, o 
 	if n := o.Options.SweepRuns; n > 0 && st.Live > 0 && !st.Watermark.IsZero() {
 		p.Sweep = (int(st.Live) + n - 1) / n * len(children)
 	}
-	p.Requests = p.Search + p.FanOut + p.Bulk.Requests() + p.Sweep + p.Reconcile
+	p.Setup = 1 // the time zone
+	if sc, known := o.Scopes[c.Location()]; !known || slices.Contains(sc, api.ScopeCustomFieldsRO) {
+		p.Setup++
+	}
+	p.Requests = p.Search + p.FanOut + p.Bulk.Requests() + p.Sweep + p.Reconcile + p.Setup
 
 	l := pr.Limits
 	if l.PerSecond() == 0 {

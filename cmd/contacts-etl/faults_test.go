@@ -212,7 +212,7 @@ func TestPlanEstimates(t *testing.T) {
 	}
 	for _, p := range plans {
 		n := perLoc[p.Location]
-		if p.Changed != n || p.Search != n/100+1 || p.FanOut != 3*n || p.Requests != p.Search+p.FanOut {
+		if p.Changed != n || p.Search != n/100+1 || p.FanOut != 3*n || p.Requests != p.Search+p.FanOut+p.Setup || p.Setup != 2 {
 			t.Errorf("%s: %+v, want %d contacts", p.Location, p, n)
 		}
 		if !near(p.PerSecond, 50*(1-extract.RateMargin)) {

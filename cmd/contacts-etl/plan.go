@@ -56,6 +56,7 @@ func plan(ctx context.Context, cfg Config, sources map[string]oauth2.TokenSource
 	plans, err := pipeline.Forecast(ctx, clients, st, pipeline.EstimateOptions{
 		Options: cfg.Incremental.options(), Source: cfg.Source, PageLimit: cfg.PageLimit, Children: cfg.Children,
 		RateMax: cfg.RateMax, RateInterval: cfg.RateInterval, DailyReserve: cfg.DailyReserve,
+		Scopes: grantedScopes(sources),
 	})
 	if err != nil {
 		return plans, err
@@ -106,6 +107,7 @@ func printPlan(w io.Writer, cfg Config, plans []pipeline.Estimate) {
 	fmt.Fprintln(w, "search = pages of the window; fan-out = contacts x children (an upper bound: unchanged contacts are skipped);")
 	fmt.Fprintln(w, "tasks, appointments = the path each takes (bulk: the location's listings; per-contact: without the scope or a usable answer);")
 	fmt.Fprintln(w, "bulk = task pages + the calendar list + calendars x event windows; fan-out and sweep count the per-contact children only;")
+	fmt.Fprintln(w, "requests also count each location's time zone and custom field definitions (one each; the second only with its scope);")
 	fmt.Fprintln(w, "sweep = the rolling re-read of unchanged contacts' children; reconcile = the id-only pass that finds deletes (0 when not due);")
 	fmt.Fprintln(w, "quota left = today's remaining requests - the reserve kept for other apps; a run that would cross it stops early (exit 3, partial).")
 }

@@ -47,11 +47,11 @@ func TestPlanCheckBulkPaths(t *testing.T) {
 		if i == 0 {
 			if p.Bulk.Tasks != pipeline.PathBulk || p.Bulk.Appointments != pipeline.PathBulk || p.FanOut != n ||
 				p.Bulk.TaskPages != tasks/100+1 || p.Bulk.EventRequests != 1+len(sim.Calendars)*p.Bulk.Windows ||
-				p.Requests != p.Search+p.FanOut+p.Bulk.TaskPages+p.Bulk.EventRequests {
+				p.Requests != p.Search+p.FanOut+p.Bulk.TaskPages+p.Bulk.EventRequests+p.Setup || p.Setup != 2 {
 				t.Errorf("%s with the bulk scopes: %+v (%d contacts, %d tasks)", p.Location, p, n, tasks)
 			}
 		} else if p.Bulk.Tasks != pipeline.PathPerContact || p.Bulk.Appointments != pipeline.PathPerContact ||
-			p.FanOut != 3*n || p.Requests != p.Search+p.FanOut {
+			p.FanOut != 3*n || p.Requests != p.Search+p.FanOut+p.Setup || p.Setup != 2 {
 			t.Errorf("%s without them: %+v", p.Location, p)
 		}
 	}
