@@ -12,8 +12,9 @@ import (
 // (which bumps its contact's dateUpdated) and a note deleted from a contact
 // that then changed are soft-deleted by the next run, and so is a note
 // deleted quietly from an unchanged contact, by the sweep that reads its
-// children again; on both sinks, and the contacts' other children stay live
-// (the truth checks every row).
+// children again, and one deleted from a contact a targeted run reads; on
+// both sinks, and the contacts' other children stay live (the truth checks
+// every row).
 func TestChildDeletesPerContact(t *testing.T) {
 	for _, kind := range sinkKinds {
 		t.Run(kind, func(t *testing.T) {
@@ -56,6 +57,28 @@ func TestChildDeletesPerContact(t *testing.T) {
 			counts := e.compare()
 			if counts["tasks_deleted"] != 3 || counts["notes_deleted"] != 4 {
 				t.Errorf("soft-deleted %d tasks and %d notes, want 3 and 4", counts["tasks_deleted"], counts["notes_deleted"])
+			}
+
+			// A targeted run (a webhook's apply) reads the named contacts
+			// and all their children: a note deleted quietly from one of
+			// them is soft-deleted by it, without a sweep.
+			var target string
+			for _, ct := range e.srv.Truth(e.srv.Locations()[0]) {
+				if !ct.Deleted && len(ct.Notes) > 1 {
+					target = ct.Contact.ID
+					if err := e.srv.DeleteNote(target, ct.Notes[0].ID); err != nil {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+			if _, err := e.run(Options{TargetsOnly: true, ReconcileEvery: -1}, func(j *Job) {
+				j.Locations[0].Targets = []string{target}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if counts := e.compare(); counts["notes_deleted"] != 5 {
+				t.Errorf("after a targeted run: %d notes soft-deleted, want 5", counts["notes_deleted"])
 			}
 		})
 	}

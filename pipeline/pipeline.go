@@ -426,9 +426,10 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 // no watermark, no sweep, no reconciliation.
 func (j *runner) targets(ctx context.Context, l Location) error {
 	c := l.Client
-	cm := &committer{j: j, loc: c.Location(), client: c}
 	opt := j.Stream
 	opt.BatchTasks = j.batchTasks(ctx, l)
+	// Every child list of a target is read in full (tasks in batches).
+	cm := &committer{j: j, loc: c.Location(), client: c, perContact: opt.Children}
 	return j.pipe(ctx, l, cm, func(ctx context.Context, out chan<- api.Record) error {
 		return extract.StreamContacts(ctx, c, l.Targets, extract.DefaultSweepChunk, opt, out)
 	})
@@ -674,8 +675,8 @@ type committer struct {
 	retried             []load.RetryKey
 	deletes             []load.Delete
 	// perContact are the child tables read per contact, in full, before
-	// the page and sweep marks that name the contacts (nil: none, or a
-	// first load with nothing stored to compare); lists are, per table,
+	// the page, sweep and read-again marks that name the contacts (nil:
+	// none, or a first load with nothing stored to compare); lists are, per table,
 	// the contacts so read since the last commit whose live rows the
 	// commit did not hold are soft-deleted (deleted upstream).
 	perContact []string
@@ -701,7 +702,7 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 	}
 	m := b.Mark
 	c.rejected(m, b.Rejected)
-	if len(c.perContact) > 0 && len(m.IDs) > 0 && (m.Resource == api.ResourceContacts || m.Resource == extract.MarkSweep) {
+	if len(c.perContact) > 0 && len(m.IDs) > 0 && (m.Resource == api.ResourceContacts || m.Resource == extract.MarkSweep || m.Resource == extract.MarkRetry) {
 		c.listed(m.IDs, b.Rejected)
 	}
 	if len(m.Gone) > 0 {
