@@ -259,17 +259,25 @@ func (c *committer) unlisted(ctx context.Context, l *api.Listing) error {
 	for _, id := range l.IDs {
 		listed[id] = true
 	}
+	if d, ok := c.unlistedDelete(l.Resource, live, listed); ok {
+		c.deletes = append(c.deletes, d)
+	}
+	return nil
+}
+
+// unlistedDelete is the soft-delete, logged, of the ids of live rows of
+// table that a complete listing did not name (ok false: none).
+func (c *committer) unlistedDelete(table string, live []string, named map[string]bool) (d load.Delete, ok bool) {
 	var gone []string
 	for _, id := range live {
-		if !listed[id] {
+		if !named[id] {
 			gone = append(gone, id)
 		}
 	}
 	if len(gone) == 0 {
-		return nil
+		return d, false
 	}
 	slices.Sort(gone)
-	c.j.Log.Info("deleted upstream", "location", c.loc, "resource", l.Resource, "records", len(gone))
-	c.deletes = append(c.deletes, load.Delete{Table: l.Resource, Source: c.j.Run.Source, IDs: gone, At: time.Now().UTC()})
-	return nil
+	c.j.Log.Info("deleted upstream", "location", c.loc, "resource", table, "records", len(gone))
+	return load.Delete{Table: table, Source: c.j.Run.Source, IDs: gone, At: c.j.now()}, true
 }

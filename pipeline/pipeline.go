@@ -911,15 +911,8 @@ func (c *committer) unlistedChildren(ctx context.Context, cm *load.Commit, lists
 				}
 			}
 		}
-		var gone []string
-		for _, id := range live {
-			if !held[id] {
-				gone = append(gone, id)
-			}
-		}
-		if len(gone) > 0 {
-			c.j.Log.Info("deleted upstream", "location", c.loc, "resource", table, "records", len(gone))
-			cm.Deletes = append(cm.Deletes, load.Delete{Table: table, Source: c.j.Run.Source, IDs: gone, At: c.j.now()})
+		if d, ok := c.unlistedDelete(table, live, held); ok {
+			cm.Deletes = append(cm.Deletes, d)
 		}
 	}
 	return nil
