@@ -8,7 +8,7 @@ PKGS    := ./...
 export GOFLAGS := -tags=duckdb_arrow
 # duckdb-go/v2 links a prebuilt DuckDB static library: a cold build takes ~30-120 s.
 
-.PHONY: all build demo test bench bench-go bench-webhook soak fuzz vet fmt clean
+.PHONY: all build demo test bench bench-go bench-webhook bench-json soak fuzz vet fmt clean
 
 all: build
 
@@ -41,6 +41,13 @@ bench-go:
 bench-webhook:
 	$(GO) test -run '^$$' -bench 'AckDurable' -benchtime 5000x -timeout 5m ./webhook
 	$(GO) test -run '^$$' -bench 'MutationToCommit' -benchtime 1x -timeout 5m ./webhook
+
+## bench-json: JSON decoders (encoding/json, goccy/go-json, sonic, segmentio) against our splitter and record decoder, and their semantic checks (bench/jsoncmp, a module of its own)
+# -tags on the command line replaces GOFLAGS' -tags: it names both. jsoncmp
+# builds the hooks the comparison calls (extract/jsoncmp_hook.go, transform/jsoncmp_hook.go).
+bench-json:
+	cd bench/jsoncmp && $(GO) test -tags duckdb_arrow,jsoncmp -run 'Semantics|Same|Mutated' -v .
+	cd bench/jsoncmp && $(GO) test -tags duckdb_arrow,jsoncmp -run '^$$' -bench . -count 6 -timeout 30m .
 
 ## fuzz: the decoders, a minute each
 fuzz:
