@@ -12,7 +12,12 @@
 //     (all four tables);
 //   - a faulted run (sporadic unexplained 429 bursts, 5% 5xx, 2% resets, 1%
 //     truncated bodies) ÷ the clean run, 5k contacts, all four tables;
-//   - first-run requests ÷ (search pages + child requests).
+//   - first-run requests ÷ (search pages + child requests);
+//   - with -incr N (off by default): after a contacts-only first load of N
+//     contacts, the peak RSS and CPU of a second run on the same warehouse
+//     that reconciles (lists every id and diffs it against the stored
+//     ones) and skips the unchanged contacts: what the first loads above
+//     never show of the per-location state a later run reads.
 //
 // Every run starts a fresh simulator and a fresh warehouse, with the
 // exporter's defaults (concurrency, page limit, batch and commit sizes).
@@ -73,6 +78,7 @@ func main() {
 	exEnv := flag.String("exporter-env", "", "extra environment of every export, space-separated (e.g. GODEBUG=gctrace=1)")
 	withRaw := flag.Bool("raw", true, "run the raw fetch (without it, the ratio and the minimum are not printed)")
 	profile := flag.String("profile", "", "write the exporter's CPU and allocation profiles of the main run to this prefix")
+	incr := flag.Int("incr", 0, "contacts of a contacts-only first load followed by a second, reconciling run on the same warehouse, measured (0: skip)")
 	flag.Parse()
 
 	dir := *keep
@@ -129,6 +135,12 @@ func main() {
 		} else if small.maxRSS > 0 {
 			add("%-58s %12s", fmt.Sprintf("  peak RSS %dk ÷ %dk, contacts only", n/1000, *mid/1000), fmt.Sprintf("%.2f", float64(r.maxRSS)/float64(small.maxRSS)))
 		}
+	}
+
+	// 2b. A second run on the warehouse of a first load: reconciliation
+	// and the unchanged check read the location's stored contacts.
+	if *incr > 0 {
+		b.incremental(ctx, *incr, add)
 	}
 
 	// 3. Faults against a clean run of the same data; then the same faults
@@ -207,6 +219,34 @@ func (b *bench) mainRun(ctx context.Context, contacts int, withRaw bool, profile
 	add("%-58s %12s", "  (raw fetch client's CPU per row, for scale)", fmt.Sprintf("%.1f µs", float64(raw.cpu.Microseconds())/float64(max(top.rows, 1))))
 	add("%-58s %12s", "first-run requests ÷ (search pages + child requests)", fmt.Sprintf("%.4f", float64(top.requests)/float64(minimum)))
 	add("%-58s %12s", "  (requests / minimum incl. 1 time-zone read per location)", fmt.Sprintf("%d / %d", top.requests, minimum))
+}
+
+// incremental exports n contacts (no children), then runs the exporter
+// again on the same warehouse with the reconciliation forced, and reports
+// the second run.
+func (b *bench) incremental(ctx context.Context, n int, add func(string, ...any)) {
+	s, err := b.simulator(ctx, n, nil)
+	if err != nil {
+		fatal(err)
+	}
+	defer s.close()
+	dir, err := b.workdir(ctx, s, "incr")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	flags := []string{"--children", "", "--reconcile-every", "0"}
+	first, err := b.exportIn(ctx, s, dir, "incr-first", nil, flags...)
+	if err != nil {
+		fatal(err)
+	}
+	second, err := b.exportIn(ctx, s, dir, "incr-second", nil, flags...)
+	if err != nil {
+		fatal(err)
+	}
+	add("%-58s %12s", fmt.Sprintf("peak RSS, second run (reconciles) after %dk contacts only", n/1000), mib(second.maxRSS))
+	add("%-58s %12s", "  CPU / wall of the second run (s)", fmt.Sprintf("%.1f / %.1f", second.cpu.Seconds(), second.wall.Seconds()))
+	add("%-58s %12s", "  (first run: peak RSS; second run: requests)", fmt.Sprintf("%s; %d", mib(first.maxRSS), second.requests))
 }
 
 type bench struct {
@@ -335,25 +375,41 @@ var (
 // export runs `contacts-etl run` against s with a token store of its own
 // and a fresh warehouse, and measures the process.
 func (b *bench) export(ctx context.Context, s *simProc, name string, env []string, flags ...string) (result, error) {
-	var r result
+	dir, err := b.workdir(ctx, s, name)
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	return b.exportIn(ctx, s, dir, name, env, flags...)
+}
+
+// workdir makes a new directory for exports against s, with a token store
+// holding s's tokens.
+func (b *bench) workdir(ctx context.Context, s *simProc, name string) (string, error) {
 	b.n++
 	dir := filepath.Join(b.dir, fmt.Sprintf("%02d-%s", b.n, name))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return r, err
+		return "", err
 	}
-	defer os.RemoveAll(dir)
 	toks, err := s.tokens(ctx)
 	if err != nil {
-		return r, err
+		return "", err
 	}
 	store := auth.NewStore(filepath.Join(dir, "tokens.json"))
 	for loc, tok := range toks {
 		if err := store.Put(ctx, loc, auth.FromOAuth(tok)); err != nil {
-			return r, err
+			return "", err
 		}
 	}
+	return dir, nil
+}
+
+// exportIn runs `contacts-etl run` against s with the token store and the
+// warehouse of dir (see workdir), and measures the process.
+func (b *bench) exportIn(ctx context.Context, s *simProc, dir, name string, env []string, flags ...string) (result, error) {
+	var r result
 	args := append([]string{"run", "--source", "sim", "--base-url", s.base, "--locations", strings.Join(s.locations, ","),
-		"--auth", "oauth", "--client-id", sim.DefaultClientID, "--token-file", store.Path(),
+		"--auth", "oauth", "--client-id", sim.DefaultClientID, "--token-file", filepath.Join(dir, "tokens.json"),
 		"--warehouse", filepath.Join(dir, "w.duckdb"), "--log-level", "warn"}, b.extra...)
 	args = append(args, flags...)
 	cmd := exec.CommandContext(ctx, b.bin, args...)
@@ -361,7 +417,7 @@ func (b *bench) export(ctx context.Context, s *simProc, name string, env []strin
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 	start := time.Now()
-	err = cmd.Run()
+	err := cmd.Run()
 	r.wall = time.Since(start)
 	if err != nil {
 		return r, fmt.Errorf("export %s: %w\n%s", name, err, stdout.String())
