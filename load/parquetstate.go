@@ -206,7 +206,7 @@ func (p *Parquet) EachLiveContact(ctx context.Context, source, location string, 
 	}
 	err = p.query(ctx, func(c *sql.Conn) error {
 		return eachIDMillis(ctx, c, fmt.Sprintf(`SELECT contact_id, coalesce(epoch_ms(updated_at), 0) FROM (%s)
-			WHERE _deleted_at IS NULL ORDER BY contact_id`, p.locationContacts(l, source, location,
+			WHERE _deleted_at IS NULL`, p.locationContacts(l, source, location,
 			[]string{"contact_id", "updated_at", whsql.ColLocationID, whsql.ColDeletedAt})), fn)
 	})
 	if err != nil {

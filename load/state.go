@@ -178,7 +178,7 @@ func readState(ctx context.Context, c *sql.Conn, source string) (*State, error) 
 func (d *DuckDB) EachLiveContact(ctx context.Context, source, location string, fn func(id string, updatedMs int64) error) error {
 	err := d.session(ctx, func(c *sql.Conn) error {
 		return eachIDMillis(ctx, c, `SELECT contact_id, coalesce(epoch_ms(updated_at), 0) FROM contacts
-			WHERE _source = ? AND _location_id = ? AND _deleted_at IS NULL ORDER BY contact_id`, fn, source, location)
+			WHERE _source = ? AND _location_id = ? AND _deleted_at IS NULL`, fn, source, location)
 	})
 	if err != nil {
 		return fmt.Errorf("live contacts of %s: %w", location, err)

@@ -31,8 +31,8 @@ const conflictMs = math.MinInt64
 // errKnownTooLarge stops a set whose ids pass 4 GiB.
 var errKnownTooLarge = errors.New("live contact ids exceed 4 GiB")
 
-// readKnown builds the known set of a location from s.EachLiveContact. An
-// unordered stream is sorted here.
+// readKnown builds the known set of a location from s.EachLiveContact,
+// sorted here (the sinks yield their storage order).
 func readKnown(ctx context.Context, s load.Store, source, location string) (*knownSet, error) {
 	var b knownBuilder
 	if err := s.EachLiveContact(ctx, source, location, b.add); err != nil {
@@ -80,7 +80,7 @@ func (b *knownBuilder) set() *knownSet {
 		for i := range order {
 			order[i] = uint32(i)
 		}
-		slices.SortStableFunc(order, func(x, y uint32) int { return strings.Compare(raw.id(int(x)), raw.id(int(y))) })
+		slices.SortFunc(order, func(x, y uint32) int { return strings.Compare(raw.id(int(x)), raw.id(int(y))) })
 	}
 	at := func(i int) int {
 		if order == nil {
@@ -196,10 +196,10 @@ func (k *knownSet) bytes() int {
 }
 
 // unlisted returns the ids each yields that are not in listed, sorted and
-// each once. It sorts listed in place. each should yield its ids in
-// ascending byte order: listed is then merged against them in one pass.
-// Should they come out of order, the rest are looked up by binary search,
-// so the answer never depends on the order.
+// each once. It sorts listed in place. While each yields its ids in
+// ascending byte order they are merged against listed in one pass; from
+// the first one out of order on, they are looked up by binary search: the
+// answer never depends on the order (load.Store promises none).
 func unlisted(listed []string, each func(fn func(id string) error) error) ([]string, error) {
 	slices.Sort(listed)
 	var gone []string
