@@ -79,6 +79,8 @@ func main() {
 	withRaw := flag.Bool("raw", true, "run the raw fetch (without it, the ratio and the minimum are not printed)")
 	profile := flag.String("profile", "", "write the exporter's CPU and allocation profiles of the main run to this prefix")
 	incr := flag.Int("incr", 0, "contacts of a contacts-only first load followed by a second, reconciling run on the same warehouse, measured (0: skip)")
+	incrBins := flag.String("incr-bins", "", "comma-separated exporter binaries for -incr's second run (default -bin), run in turn, each on a fresh copy of the first load's warehouse")
+	incrRounds := flag.Int("incr-rounds", 1, "how many times -incr runs each of -incr-bins")
 	flag.Parse()
 
 	dir := *keep
@@ -140,7 +142,11 @@ func main() {
 	// 2b. A second run on the warehouse of a first load: reconciliation
 	// and the unchanged check read the location's stored contacts.
 	if *incr > 0 {
-		b.incremental(ctx, *incr, add)
+		bins := strings.Split(*incrBins, ",")
+		if *incrBins == "" {
+			bins = []string{b.bin}
+		}
+		b.incremental(ctx, *incr, bins, *incrRounds, add)
 	}
 
 	// 3. Faults against a clean run of the same data; then the same faults
@@ -221,10 +227,10 @@ func (b *bench) mainRun(ctx context.Context, contacts int, withRaw bool, profile
 	add("%-58s %12s", "  (requests / minimum incl. 1 time-zone read per location)", fmt.Sprintf("%d / %d", top.requests, minimum))
 }
 
-// incremental exports n contacts (no children), then runs the exporter
-// again on the same warehouse with the reconciliation forced, and reports
-// the second run.
-func (b *bench) incremental(ctx context.Context, n int, add func(string, ...any)) {
+// incremental exports n contacts (no children), then runs each of bins,
+// rounds times in turn, on a copy of that warehouse with the
+// reconciliation forced, and reports each second run.
+func (b *bench) incremental(ctx context.Context, n int, bins []string, rounds int, add func(string, ...any)) {
 	s, err := b.simulator(ctx, n, nil)
 	if err != nil {
 		fatal(err)
@@ -240,13 +246,70 @@ func (b *bench) incremental(ctx context.Context, n int, add func(string, ...any)
 	if err != nil {
 		fatal(err)
 	}
-	second, err := b.exportIn(ctx, s, dir, "incr-second", nil, flags...)
-	if err != nil {
-		fatal(err)
+	add("%-58s %12s", fmt.Sprintf("peak RSS, first load of %dk contacts only", n/1000), mib(first.maxRSS))
+	bin := b.bin
+	defer func() { b.bin = bin }()
+	for round := range rounds {
+		for i, exe := range bins {
+			again := dir
+			if rounds*len(bins) > 1 {
+				if again, err = copyDir(dir, fmt.Sprintf("%s-%d-%d", dir, round, i)); err != nil {
+					fatal(err)
+				}
+			}
+			b.bin = exe
+			second, err := b.exportIn(ctx, s, again, fmt.Sprintf("incr-second-%d", i), nil, flags...)
+			if again != dir {
+				os.RemoveAll(again)
+			}
+			if err != nil {
+				fatal(err)
+			}
+			name := "second run"
+			if len(bins) > 1 {
+				name = fmt.Sprintf("second run of %s", filepath.Base(exe))
+			}
+			add("%-58s %12s", fmt.Sprintf("peak RSS, %s (reconciles)", name), mib(second.maxRSS))
+			add("%-58s %12s", "  CPU / wall (s); requests", fmt.Sprintf("%.1f / %.1f; %d", second.cpu.Seconds(), second.wall.Seconds(), second.requests))
+		}
 	}
-	add("%-58s %12s", fmt.Sprintf("peak RSS, second run (reconciles) after %dk contacts only", n/1000), mib(second.maxRSS))
-	add("%-58s %12s", "  CPU / wall of the second run (s)", fmt.Sprintf("%.1f / %.1f", second.cpu.Seconds(), second.wall.Seconds()))
-	add("%-58s %12s", "  (first run: peak RSS; second run: requests)", fmt.Sprintf("%s; %d", mib(first.maxRSS), second.requests))
+}
+
+// copyDir copies the files of dir into a new directory to.
+func copyDir(dir, to string) (string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return "", err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if err := copyFile(filepath.Join(dir, e.Name()), filepath.Join(to, e.Name())); err != nil {
+			return "", err
+		}
+	}
+	return to, nil
+}
+
+// copyFile copies a file in small pieces: an exporter started afterwards
+// counts this process's peak RSS at its fork in its own (Linux keeps the
+// maximum across exec).
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	return errors.Join(err, out.Close())
 }
 
 type bench struct {
