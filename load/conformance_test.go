@@ -536,6 +536,83 @@ func runConformance(t *testing.T, tg target) {
 		}
 	})
 
+	// EachLiveContact yields the live contacts of one location and source,
+	// each once, whatever the ids hold (their byte order is not a case- or
+	// accent-aware one, and a prefix sorts before its extensions);
+	// soft-deleted contacts, other locations and other sources are left
+	// out; fn's error stops it.
+	t.Run("EachLiveContact", func(t *testing.T) {
+		mem, dir := newMem(t), t.TempDir()
+		s := tg.open(t, dir)
+		start(t, s, "r1")
+		upd := t0.Add(-time.Hour)
+		kc := func(id, source, loc string) row {
+			r := sys(row{"contact_id": id, "updated_at": upd}, source, t0)
+			r[whsql.ColLocationID] = loc
+			return r
+		}
+		ids := []string{"z", "a", "Z", "é", "e", "ab", "a/b", "a%2F", "50%", "x y", "q?r", "é✓", "~", "A", "0", "a b", "ñ", "中", "😀", "-"}
+		var rows []row
+		for _, id := range ids {
+			rows = append(rows, kc(id, "src", "loc1"))
+		}
+		rows = append(rows, kc("gone", "src", "loc1"), kc("other-loc", "src", "loc2"), kc("other-src", "other", "loc1"))
+		noUpdate := kc("no-update", "src", "loc1")
+		noUpdate["updated_at"] = nil
+		rows = append(rows, noUpdate)
+		commit(t, s, &Commit{RunID: "r1", Records: map[string][]arrow.RecordBatch{"contacts": recs(build(t, mem, whsql.Contacts, rows...))},
+			Deletes: []Delete{{Table: "contacts", Source: "src", IDs: []string{"gone"}, At: t0}}})
+		type live struct {
+			ID string
+			Ms int64
+		}
+		each := func(source, loc string) []live {
+			t.Helper()
+			var got []live
+			if err := s.EachLiveContact(ctx, source, loc, func(id string, ms int64) error {
+				got = append(got, live{id, ms})
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			slices.SortFunc(got, func(a, b live) int { return strings.Compare(a.ID, b.ID) })
+			return got
+		}
+		var want []live
+		for _, id := range append(slices.Clone(ids), "no-update") {
+			ms := upd.UnixMilli()
+			if id == "no-update" {
+				ms = 0
+			}
+			want = append(want, live{id, ms})
+		}
+		slices.SortFunc(want, func(a, b live) int { return strings.Compare(a.ID, b.ID) })
+		if got := each("src", "loc1"); !reflect.DeepEqual(got, want) {
+			t.Errorf("loc1 = %v\nwant %v", got, want)
+		}
+		if got, want := each("src", "loc2"), []live{{"other-loc", upd.UnixMilli()}}; !reflect.DeepEqual(got, want) {
+			t.Errorf("loc2 = %v, want %v", got, want)
+		}
+		if got, want := each("other", "loc1"), []live{{"other-src", upd.UnixMilli()}}; !reflect.DeepEqual(got, want) {
+			t.Errorf("other source = %v, want %v", got, want)
+		}
+		if got := each("src", "loc3"); got != nil {
+			t.Errorf("loc3 = %v, want none", got)
+		}
+		stop := errors.New("stop")
+		n := 0
+		err := s.EachLiveContact(ctx, "src", "loc1", func(string, int64) error {
+			n++
+			if n == 3 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || n != 3 {
+			t.Errorf("fn's error after %d calls: %v, want stop after 3", n, err)
+		}
+	})
+
 	t.Run("StoreManySweeps", func(t *testing.T) {
 		mem, dir := newMem(t), t.TempDir()
 		s := tg.open(t, dir)
@@ -806,7 +883,7 @@ func readStore(t *testing.T, s Store) storeAnswers {
 	ctx := context.Background()
 	a := storeAnswers{Live: map[string]map[string]int64{}, Candidates: map[string]candidates{}, LastReconcile: map[string]time.Time{}}
 	for _, loc := range []string{"loc1", "loc2", "loc3"} {
-		m, err := s.LiveContacts(ctx, "src", loc)
+		m, err := liveContacts(ctx, s, "src", loc)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -255,7 +255,7 @@ func TestDuckDBBatchOneSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	reads := func(ctx context.Context) (time.Time, error) {
-		if _, err := d.LiveContacts(ctx, "src", "loc1"); err != nil {
+		if _, err := liveContacts(ctx, d, "src", "loc1"); err != nil {
 			return time.Time{}, err
 		}
 		if _, err := d.PendingRetries(ctx, "src", "loc1", 3); err != nil {

@@ -193,7 +193,7 @@ func TestParquetUnpublishedState(t *testing.T) {
 func readAll(t *testing.T, s Store) []any {
 	t.Helper()
 	ctx := context.Background()
-	live, err := s.LiveContacts(ctx, "src", "loc1")
+	live, err := liveContacts(ctx, s, "src", "loc1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func BenchmarkParquetStore(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		began := time.Now()
-		live, err := s.LiveContacts(ctx, "src", "loc1")
+		live, err := liveContacts(ctx, s, "src", "loc1")
 		if err != nil || len(live) != contacts {
 			b.Fatalf("live = %d, %v", len(live), err)
 		}

@@ -198,23 +198,21 @@ func (p *Parquet) locationTable(l *ledger, t whsql.Table, source, location strin
 		quote(whsql.ColSource), sqlString(source), quote(whsql.ColLocationID), sqlString(location))
 }
 
-// LiveContacts implements Store.
-func (p *Parquet) LiveContacts(ctx context.Context, source, location string) (map[string]int64, error) {
+// EachLiveContact implements Store.
+func (p *Parquet) EachLiveContact(ctx context.Context, source, location string, fn func(id string, updatedMs int64) error) error {
 	l, err := p.load()
 	if err != nil {
-		return nil, err
-	}
-	var out map[string]int64
-	err = p.query(ctx, func(c *sql.Conn) (err error) {
-		out, err = idMillis(ctx, c, fmt.Sprintf(`SELECT contact_id, coalesce(epoch_ms(updated_at), 0) FROM (%s)
-			WHERE _deleted_at IS NULL`, p.locationContacts(l, source, location,
-			[]string{"contact_id", "updated_at", whsql.ColLocationID, whsql.ColDeletedAt})))
 		return err
+	}
+	err = p.query(ctx, func(c *sql.Conn) error {
+		return eachIDMillis(ctx, c, fmt.Sprintf(`SELECT contact_id, coalesce(epoch_ms(updated_at), 0) FROM (%s)
+			WHERE _deleted_at IS NULL`, p.locationContacts(l, source, location,
+			[]string{"contact_id", "updated_at", whsql.ColLocationID, whsql.ColDeletedAt})), fn)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("live contacts of %s: %w", location, err)
+		return fmt.Errorf("live contacts of %s: %w", location, err)
 	}
-	return out, nil
+	return nil
 }
 
 // LiveIDs implements Store.

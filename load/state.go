@@ -174,20 +174,16 @@ func readState(ctx context.Context, c *sql.Conn, source string) (*State, error) 
 	return st, nil
 }
 
-// LiveContacts returns the contacts of one location that are in the
-// warehouse and not soft-deleted, with their updated_at in epoch ms (0
-// when unknown).
-func (d *DuckDB) LiveContacts(ctx context.Context, source, location string) (map[string]int64, error) {
-	var out map[string]int64
-	err := d.session(ctx, func(c *sql.Conn) (err error) {
-		out, err = idMillis(ctx, c, `SELECT contact_id, coalesce(epoch_ms(updated_at), 0) FROM contacts
-			WHERE _source = ? AND _location_id = ? AND _deleted_at IS NULL`, source, location)
-		return err
+// EachLiveContact implements Store.
+func (d *DuckDB) EachLiveContact(ctx context.Context, source, location string, fn func(id string, updatedMs int64) error) error {
+	err := d.session(ctx, func(c *sql.Conn) error {
+		return eachIDMillis(ctx, c, `SELECT contact_id, coalesce(epoch_ms(updated_at), 0) FROM contacts
+			WHERE _source = ? AND _location_id = ? AND _deleted_at IS NULL`, fn, source, location)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("live contacts of %s: %w", location, err)
+		return fmt.Errorf("live contacts of %s: %w", location, err)
 	}
-	return out, nil
+	return nil
 }
 
 // LiveIDs implements Store.
@@ -301,24 +297,25 @@ func (d *DuckDB) LastReconcile(ctx context.Context, source, location string) (ti
 	return at.Time.UTC(), nil
 }
 
-// idMillis reads a query's (id, epoch ms) rows into a map: the live
+// eachIDMillis calls fn with each (id, epoch ms) row of a query: the live
 // contacts of either sink.
-func idMillis(ctx context.Context, c *sql.Conn, q string, args ...any) (map[string]int64, error) {
+func eachIDMillis(ctx context.Context, c *sql.Conn, q string, fn func(string, int64) error, args ...any) error {
 	rows, err := c.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	out := map[string]int64{}
 	for rows.Next() {
 		var id string
 		var ms int64
 		if err := rows.Scan(&id, &ms); err != nil {
-			return nil, err
+			return err
 		}
-		out[id] = ms
+		if err := fn(id, ms); err != nil {
+			return err
+		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // idList reads a query's single id column.

@@ -309,7 +309,7 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 	store := j.Sink
 	// The location's state, read in one opening of the warehouse.
 	var (
-		known map[string]int64
+		known *knownSet
 		last  time.Time
 		rs    []load.Retry
 	)
@@ -319,7 +319,7 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 	j.mu.Lock()
 	err = load.Batch(ctx, store, func(ctx context.Context) error {
 		var err error
-		if known, err = store.LiveContacts(ctx, j.Run.Source, loc); err != nil {
+		if known, err = readKnown(ctx, store, j.Run.Source, loc); err != nil {
 			return err
 		}
 		if readReconcile {
@@ -337,7 +337,7 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 		return err
 	}
 	// A first load lists every id with its search: no reconciliation.
-	firstLoad := !j.Options.Backfill && wm.IsZero() && len(known) == 0
+	firstLoad := !j.Options.Backfill && wm.IsZero() && known.len() == 0
 	if j.Options.Full {
 		known = nil
 	}
@@ -389,6 +389,7 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 				return fmt.Errorf("window [%s, %s): %w", w.Start.Format(time.RFC3339), w.End.Format(time.RFC3339), err)
 			}
 		}
+		known = nil // read: not held through the id listing
 		if !reconcile {
 			return nil
 		}
@@ -524,12 +525,12 @@ func (j *runner) customFields(ctx context.Context, l Location) []json.RawMessage
 // unchanged reports a contact whose dateUpdated equals the stored one: it
 // and its children are in the warehouse as they are. The search page was
 // decoded once, by extract: the record is not parsed again here.
-func unchanged(known map[string]int64) func(string, string) bool {
+func unchanged(known *knownSet) func(string, string) bool {
 	if known == nil {
 		return nil
 	}
 	return func(id, dateUpdated string) bool {
-		ms, ok := known[id]
+		ms, ok := known.get(id)
 		if !ok {
 			return false
 		}
@@ -822,28 +823,26 @@ func (c *committer) flushWait(ctx context.Context) error {
 }
 
 // reconcile soft-deletes the location's stored contacts that are not in
-// listed (the live ids upstream), and their children.
+// listed (the live ids upstream, sorted here in place), and their
+// children. The stored ids stream past listed, read in the commit's
+// opening of the warehouse: only the gone ones are kept.
 func (c *committer) reconcile(ctx context.Context, listed []string) error {
-	c.j.mu.Lock()
-	live, err := c.j.Sink.LiveContacts(ctx, c.j.Run.Source, c.loc)
-	c.j.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	for _, id := range listed {
-		delete(live, id)
-	}
-	gone := make([]string, 0, len(live))
-	for id := range live {
-		gone = append(gone, id)
-	}
-	slices.Sort(gone)
-	now := c.j.now()
 	src := c.j.Run.Source
-	cm := &load.Commit{RunID: c.j.Run.ID, Reconciled: []load.Reconcile{{Source: src, LocationID: c.loc, At: c.j.Run.StartedAt,
-		RunID: c.j.Run.ID, Listed: len(listed), Deleted: len(gone)}}}
-	cm.Deletes = goneDeletes(src, gone, now)
-	if err := c.j.commit(ctx, cm, c); err != nil {
+	var gone []string
+	err := c.j.commitWith(ctx, c, func(ctx context.Context) (*load.Commit, error) {
+		var err error
+		gone, err = unlisted(listed, func(fn func(string) error) error {
+			return c.j.Sink.EachLiveContact(ctx, src, c.loc, func(id string, _ int64) error { return fn(id) })
+		})
+		if err != nil {
+			return nil, err
+		}
+		cm := &load.Commit{RunID: c.j.Run.ID, Reconciled: []load.Reconcile{{Source: src, LocationID: c.loc, At: c.j.Run.StartedAt,
+			RunID: c.j.Run.ID, Listed: len(listed), Deleted: len(gone)}}}
+		cm.Deletes = goneDeletes(src, gone, c.j.now())
+		return cm, nil
+	})
+	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	c.j.Log.Info("reconciled", "location", c.loc, "listed", len(listed), "deleted", len(gone))

@@ -12,7 +12,12 @@
 //     (all four tables);
 //   - a faulted run (sporadic unexplained 429 bursts, 5% 5xx, 2% resets, 1%
 //     truncated bodies) ÷ the clean run, 5k contacts, all four tables;
-//   - first-run requests ÷ (search pages + child requests).
+//   - first-run requests ÷ (search pages + child requests);
+//   - with -incr N (off by default): after a contacts-only first load of N
+//     contacts, the peak RSS and CPU of a second run on the same warehouse
+//     that reconciles (lists every id and diffs it against the stored
+//     ones) and skips the unchanged contacts: what the first loads above
+//     never show of the per-location state a later run reads.
 //
 // Every run starts a fresh simulator and a fresh warehouse, with the
 // exporter's defaults (concurrency, page limit, batch and commit sizes).
@@ -73,6 +78,9 @@ func main() {
 	exEnv := flag.String("exporter-env", "", "extra environment of every export, space-separated (e.g. GODEBUG=gctrace=1)")
 	withRaw := flag.Bool("raw", true, "run the raw fetch (without it, the ratio and the minimum are not printed)")
 	profile := flag.String("profile", "", "write the exporter's CPU and allocation profiles of the main run to this prefix")
+	incr := flag.Int("incr", 0, "contacts of a contacts-only first load followed by a second, reconciling run on the same warehouse, measured (0: skip)")
+	incrBins := flag.String("incr-bins", "", "comma-separated exporter binaries for -incr's second run (default -bin), run in turn, each on a fresh copy of the first load's warehouse")
+	incrRounds := flag.Int("incr-rounds", 1, "how many times -incr runs each of -incr-bins")
 	flag.Parse()
 
 	dir := *keep
@@ -129,6 +137,16 @@ func main() {
 		} else if small.maxRSS > 0 {
 			add("%-58s %12s", fmt.Sprintf("  peak RSS %dk ÷ %dk, contacts only", n/1000, *mid/1000), fmt.Sprintf("%.2f", float64(r.maxRSS)/float64(small.maxRSS)))
 		}
+	}
+
+	// 2b. A second run on the warehouse of a first load: reconciliation
+	// and the unchanged check read the location's stored contacts.
+	if *incr > 0 {
+		bins := strings.Split(*incrBins, ",")
+		if *incrBins == "" {
+			bins = []string{b.bin}
+		}
+		b.incremental(ctx, *incr, bins, *incrRounds, add)
 	}
 
 	// 3. Faults against a clean run of the same data; then the same faults
@@ -207,6 +225,91 @@ func (b *bench) mainRun(ctx context.Context, contacts int, withRaw bool, profile
 	add("%-58s %12s", "  (raw fetch client's CPU per row, for scale)", fmt.Sprintf("%.1f µs", float64(raw.cpu.Microseconds())/float64(max(top.rows, 1))))
 	add("%-58s %12s", "first-run requests ÷ (search pages + child requests)", fmt.Sprintf("%.4f", float64(top.requests)/float64(minimum)))
 	add("%-58s %12s", "  (requests / minimum incl. 1 time-zone read per location)", fmt.Sprintf("%d / %d", top.requests, minimum))
+}
+
+// incremental exports n contacts (no children), then runs each of bins,
+// rounds times in turn, on a copy of that warehouse with the
+// reconciliation forced, and reports each second run.
+func (b *bench) incremental(ctx context.Context, n int, bins []string, rounds int, add func(string, ...any)) {
+	s, err := b.simulator(ctx, n, nil)
+	if err != nil {
+		fatal(err)
+	}
+	defer s.close()
+	dir, err := b.workdir(ctx, s, "incr")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	flags := []string{"--children", "", "--reconcile-every", "0"}
+	first, err := b.exportIn(ctx, s, dir, "incr-first", nil, flags...)
+	if err != nil {
+		fatal(err)
+	}
+	add("%-58s %12s", fmt.Sprintf("peak RSS, first load of %dk contacts only", n/1000), mib(first.maxRSS))
+	bin := b.bin
+	defer func() { b.bin = bin }()
+	for round := range rounds {
+		for i, exe := range bins {
+			again := dir
+			if rounds*len(bins) > 1 {
+				if again, err = copyDir(dir, fmt.Sprintf("%s-%d-%d", dir, round, i)); err != nil {
+					fatal(err)
+				}
+			}
+			b.bin = exe
+			second, err := b.exportIn(ctx, s, again, fmt.Sprintf("incr-second-%d", i), nil, flags...)
+			if again != dir {
+				os.RemoveAll(again)
+			}
+			if err != nil {
+				fatal(err)
+			}
+			name := "second run"
+			if len(bins) > 1 {
+				name = fmt.Sprintf("second run of %s", filepath.Base(exe))
+			}
+			add("%-58s %12s", fmt.Sprintf("peak RSS, %s (reconciles)", name), mib(second.maxRSS))
+			add("%-58s %12s", "  CPU / wall (s); requests", fmt.Sprintf("%.1f / %.1f; %d", second.cpu.Seconds(), second.wall.Seconds(), second.requests))
+		}
+	}
+}
+
+// copyDir copies the files of dir into a new directory to.
+func copyDir(dir, to string) (string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return "", err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if err := copyFile(filepath.Join(dir, e.Name()), filepath.Join(to, e.Name())); err != nil {
+			return "", err
+		}
+	}
+	return to, nil
+}
+
+// copyFile copies a file in small pieces: an exporter started afterwards
+// counts this process's peak RSS at its fork in its own (Linux keeps the
+// maximum across exec).
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	return errors.Join(err, out.Close())
 }
 
 type bench struct {
@@ -335,25 +438,41 @@ var (
 // export runs `contacts-etl run` against s with a token store of its own
 // and a fresh warehouse, and measures the process.
 func (b *bench) export(ctx context.Context, s *simProc, name string, env []string, flags ...string) (result, error) {
-	var r result
+	dir, err := b.workdir(ctx, s, name)
+	if err != nil {
+		return result{}, err
+	}
+	defer os.RemoveAll(dir)
+	return b.exportIn(ctx, s, dir, name, env, flags...)
+}
+
+// workdir makes a new directory for exports against s, with a token store
+// holding s's tokens.
+func (b *bench) workdir(ctx context.Context, s *simProc, name string) (string, error) {
 	b.n++
 	dir := filepath.Join(b.dir, fmt.Sprintf("%02d-%s", b.n, name))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return r, err
+		return "", err
 	}
-	defer os.RemoveAll(dir)
 	toks, err := s.tokens(ctx)
 	if err != nil {
-		return r, err
+		return "", err
 	}
 	store := auth.NewStore(filepath.Join(dir, "tokens.json"))
 	for loc, tok := range toks {
 		if err := store.Put(ctx, loc, auth.FromOAuth(tok)); err != nil {
-			return r, err
+			return "", err
 		}
 	}
+	return dir, nil
+}
+
+// exportIn runs `contacts-etl run` against s with the token store and the
+// warehouse of dir (see workdir), and measures the process.
+func (b *bench) exportIn(ctx context.Context, s *simProc, dir, name string, env []string, flags ...string) (result, error) {
+	var r result
 	args := append([]string{"run", "--source", "sim", "--base-url", s.base, "--locations", strings.Join(s.locations, ","),
-		"--auth", "oauth", "--client-id", sim.DefaultClientID, "--token-file", store.Path(),
+		"--auth", "oauth", "--client-id", sim.DefaultClientID, "--token-file", filepath.Join(dir, "tokens.json"),
 		"--warehouse", filepath.Join(dir, "w.duckdb"), "--log-level", "warn"}, b.extra...)
 	args = append(args, flags...)
 	cmd := exec.CommandContext(ctx, b.bin, args...)
@@ -361,7 +480,7 @@ func (b *bench) export(ctx context.Context, s *simProc, name string, env []strin
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 	start := time.Now()
-	err = cmd.Run()
+	err := cmd.Run()
 	r.wall = time.Since(start)
 	if err != nil {
 		return r, fmt.Errorf("export %s: %w\n%s", name, err, stdout.String())
