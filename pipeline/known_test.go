@@ -130,6 +130,8 @@ func TestKnownSet(t *testing.T) {
 			{"a/b", "2025-11-24T16:58:56.679Z", false},
 			{"a/b", "", false},
 			{"c", "", false},
+			// Stored 0 is an unknown updated_at, not the epoch.
+			{"c", "1970-01-01T00:00:00Z", false},
 			{"d", "2025-11-24T16:58:56.678Z", false},
 		} {
 			if got := u(c.id, c.date); got != c.want {

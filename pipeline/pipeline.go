@@ -524,14 +524,15 @@ func (j *runner) customFields(ctx context.Context, l Location) []json.RawMessage
 
 // unchanged reports a contact whose dateUpdated equals the stored one: it
 // and its children are in the warehouse as they are. The search page was
-// decoded once, by extract: the record is not parsed again here.
+// decoded once, by extract: the record is not parsed again here. A stored
+// time of 0 is unknown (the row has no updated_at), never equal.
 func unchanged(known *knownSet) func(string, string) bool {
 	if known == nil {
 		return nil
 	}
 	return func(id, dateUpdated string) bool {
 		ms, ok := known.get(id)
-		if !ok {
+		if !ok || ms == 0 {
 			return false
 		}
 		t, err := transform.ParseTime(dateUpdated, time.UTC)
