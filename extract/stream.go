@@ -82,13 +82,19 @@ func Stream(ctx context.Context, c *Client, opt StreamOptions, out chan<- api.Re
 
 func fanOut(ctx context.Context, c *Client, opt StreamOptions, p Page, out chan<- api.Record) error {
 	fetch := make([]string, 0, len(p.IDs))
+	updated := make([]string, 0, len(p.IDs))
 	for i, raw := range p.Contacts {
 		id := p.IDs[i]
-		if id != "" && opt.Unchanged != nil && i < len(p.Updated) && opt.Unchanged(id, p.Updated[i]) {
+		var u string
+		if i < len(p.Updated) {
+			u = p.Updated[i]
+		}
+		if id != "" && opt.Unchanged != nil && i < len(p.Updated) && opt.Unchanged(id, u) {
 			continue
 		}
 		if id != "" && (opt.Skip == nil || !opt.Skip(id)) {
 			fetch = append(fetch, id)
+			updated = append(updated, u)
 		}
 		if err := send(ctx, out, api.Record{Resource: api.ResourceContacts, LocationID: c.location, Raw: raw}); err != nil {
 			return err
@@ -106,6 +112,7 @@ func fanOut(ctx context.Context, c *Client, opt StreamOptions, p Page, out chan<
 	}
 	return send(ctx, out, api.Record{Mark: &api.Mark{
 		LocationID: c.location, Resource: api.ResourceContacts, Cursor: p.Cursor, Contacts: len(p.Contacts), IDs: fetch,
+		Updated: updated,
 	}})
 }
 

@@ -358,9 +358,12 @@ func (j *runner) location(ctx context.Context, l Location, st *load.State) error
 			}
 		}
 	}
-	cm := &committer{j: j, loc: loc, client: c, wins: wins, watermark: wm, pending: pending}
-	if !firstLoad {
-		cm.perContact = stream.Children
+	cm := &committer{j: j, loc: loc, client: c, wins: wins, watermark: wm, pending: pending, perContact: stream.Children}
+	if firstLoad {
+		// Only a contact updated since the run began can have been read,
+		// and committed, earlier in a first load (its second read is at
+		// the search's end): the others have nothing stored to compare.
+		cm.recentSince = j.Run.StartedAt.Add(-max(j.Options.Lookback, DefaultLookback))
 	}
 	if len(wins) == 0 && len(retry) == 0 && !reconcile {
 		return nil // nothing to read: a finished backfill, a watermark ahead of us
@@ -678,11 +681,17 @@ type committer struct {
 	deletes             []load.Delete
 	// perContact are the child tables read per contact, in full, before
 	// the page, sweep and read-again marks that name the contacts (nil:
-	// none, or a first load with nothing stored to compare); lists are, per table,
-	// the contacts so read since the last commit whose live rows the
-	// commit did not hold are soft-deleted (deleted upstream).
-	perContact []string
-	lists      map[string][]string
+	// none); lists are, per table, the contacts so read since the last
+	// commit whose live rows the commit did not hold are soft-deleted
+	// (deleted upstream). With recentSince set (a first load), a search
+	// page's contacts are listed only if their dateUpdated is at or after
+	// it. window holds the contacts the marks since the last commit named:
+	// a mark naming one again commits those first, so that the rows of
+	// its first read are stored when the second read's list is compared.
+	perContact  []string
+	lists       map[string][]string
+	recentSince time.Time
+	window      map[string]struct{}
 }
 
 func (c *committer) requests() int64 {
@@ -703,9 +712,25 @@ func (c *committer) add(ctx context.Context, b transform.Batch) error {
 		return nil
 	}
 	m := b.Mark
+	lists := len(c.perContact) > 0 && len(m.IDs) > 0 && (m.Resource == api.ResourceContacts || m.Resource == extract.MarkSweep || m.Resource == extract.MarkRetry)
+	if lists && c.readAgain(m.IDs) {
+		if err := c.flush(ctx); err != nil {
+			return err
+		}
+	}
 	c.rejected(m, b.Rejected)
-	if len(c.perContact) > 0 && len(m.IDs) > 0 && (m.Resource == api.ResourceContacts || m.Resource == extract.MarkSweep || m.Resource == extract.MarkRetry) {
-		c.listed(m.IDs, b.Rejected)
+	if lists {
+		if c.window == nil {
+			c.window = map[string]struct{}{}
+		}
+		for _, id := range m.IDs {
+			c.window[id] = struct{}{}
+		}
+		ids := m.IDs
+		if !c.recentSince.IsZero() && m.Updated != nil {
+			ids = updatedSince(m.IDs, m.Updated, c.recentSince)
+		}
+		c.listed(ids, b.Rejected)
 	}
 	if len(m.Gone) > 0 {
 		c.deletes = append(c.deletes, goneDeletes(c.j.Run.Source, m.Gone, c.j.now())...)
@@ -782,7 +807,7 @@ func (c *committer) flush(ctx context.Context) error {
 	}
 	rows, bytes, lists := c.covRows, c.covBytes, c.lists
 	c.cov, c.covRows, c.covBytes, c.swept, c.state, c.marks, c.retries, c.retried, c.deletes = nil, 0, 0, nil, nil, nil, nil, nil, nil
-	c.lists = nil
+	c.lists, c.window = nil, nil
 	if err := c.wait(); err != nil {
 		releaseRecs(cm.Records)
 		return err
@@ -890,6 +915,33 @@ func (c *committer) listed(ids []string, rs []transform.Rejected) {
 			}
 		}
 	}
+}
+
+// readAgain reports whether a mark since the last commit named one of ids.
+func (c *committer) readAgain(ids []string) bool {
+	for _, id := range ids {
+		if _, ok := c.window[id]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// updatedSince returns the ids whose dateUpdated (updated[i], as the search
+// gave it) is at or after since, or is missing or unreadable.
+func updatedSince(ids, updated []string, since time.Time) []string {
+	var out []string
+	for i, id := range ids {
+		var u string
+		if i < len(updated) {
+			u = updated[i]
+		}
+		t, err := transform.ParseTime(u, time.UTC)
+		if err != nil || t.IsZero() || !t.Before(since) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // unlistedChildren adds to cm the soft-deletes of the live rows of the

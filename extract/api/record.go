@@ -34,6 +34,9 @@ type Mark struct {
 	// IDs lists the contacts whose children were read in full before this
 	// mark (the page's changed contacts, or a sweep's slice).
 	IDs []string
+	// Updated holds, for a search page's mark, the dateUpdated the search
+	// gave each of IDs ("" when it gave none); nil for other marks.
+	Updated []string
 	// Gone lists contacts read by id that the API answered 404 for: they
 	// were deleted upstream.
 	Gone []string
