@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -34,11 +35,26 @@ const DefaultSweepChunk = 100
 // choose fields, so it pages at the largest page size and keeps only ids.
 func (c *Client) ContactIDs(ctx context.Context) ([]string, error) {
 	var ids []string
+	var b strings.Builder
 	err := c.SearchContacts(ctx, Query{PageLimit: MaxPageLimit}, func(p Page) error {
+		// The page's ids are views of one string that also holds their
+		// dateUpdated: a copy of the ids alone, in one allocation per
+		// page, keeps only what the listing needs.
+		n := 0
+		for _, id := range p.IDs {
+			n += len(id)
+		}
+		b.Reset()
+		b.Grow(n)
+		for _, id := range p.IDs {
+			b.WriteString(id)
+		}
+		all := b.String()
 		for _, id := range p.IDs {
 			if id != "" {
-				ids = append(ids, id)
+				ids = append(ids, all[:len(id)])
 			}
+			all = all[len(id):]
 		}
 		return nil
 	})
