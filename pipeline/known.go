@@ -45,24 +45,18 @@ func readKnown(ctx context.Context, s load.Store, source, location string) (*kno
 // fixed-size chunks: growing never copies what it holds, and set copies
 // each chunk once into slices of the exact size, dropping it as it goes.
 type knownBuilder struct {
-	arena    chunks[byte]
-	ends     chunks[uint32]
-	ms       chunks[int64]
-	prev     string
-	unsorted bool
+	arena chunks[byte]
+	ends  chunks[uint32]
+	ms    chunks[int64]
 }
 
 func (b *knownBuilder) add(id string, ms int64) error {
 	if uint64(b.arena.n)+uint64(len(id)) > math.MaxUint32 {
 		return errKnownTooLarge
 	}
-	if b.ends.n > 0 && id < b.prev {
-		b.unsorted = true
-	}
 	b.arena.append([]byte(id)...)
 	b.ends.append(uint32(b.arena.n))
 	b.ms.append(ms)
-	b.prev = id
 	return nil
 }
 
@@ -74,20 +68,12 @@ func (b *knownBuilder) set() *knownSet {
 	b.arena.drain(func(p []byte) { arena.Write(p) })
 	raw := &knownSet{arena: arena.String(), ends: b.ends.flatten(), ms: b.ms.flatten()}
 	n := raw.len()
-	var order []uint32 // nil: in the order they came
-	if b.unsorted {
-		order = make([]uint32, n)
-		for i := range order {
-			order[i] = uint32(i)
-		}
-		slices.SortFunc(order, func(x, y uint32) int { return strings.Compare(raw.id(int(x)), raw.id(int(y))) })
+	order := make([]uint32, n)
+	for i := range order {
+		order[i] = uint32(i)
 	}
-	at := func(i int) int {
-		if order == nil {
-			return i
-		}
-		return int(order[i])
-	}
+	slices.SortFunc(order, func(x, y uint32) int { return strings.Compare(raw.id(int(x)), raw.id(int(y))) })
+	at := func(i int) int { return int(order[i]) }
 	// Count the distinct ids first, so that every slice is allocated once.
 	distinct, size := 0, 0
 	for i := range n {
@@ -95,9 +81,6 @@ func (b *knownBuilder) set() *knownSet {
 			distinct++
 			size += len(raw.id(at(i)))
 		}
-	}
-	if order == nil && distinct == n {
-		return raw // the usual case: sorted, each once
 	}
 	arena = strings.Builder{}
 	arena.Grow(size)
@@ -196,29 +179,14 @@ func (k *knownSet) bytes() int {
 }
 
 // unlisted returns the ids each yields that are not in listed, sorted and
-// each once. It sorts listed in place. While each yields its ids in
-// ascending byte order they are merged against listed in one pass; from
-// the first one out of order on, they are looked up by binary search: the
-// answer never depends on the order (load.Store promises none).
+// each once. It sorts listed in place and looks each yielded id up in it,
+// so the answer does not depend on the order they come in (the sinks
+// yield their storage order).
 func unlisted(listed []string, each func(fn func(id string) error) error) ([]string, error) {
 	slices.Sort(listed)
 	var gone []string
-	i, prev, ordered := 0, "", true
 	err := each(func(id string) error {
-		if ordered && id < prev {
-			ordered = false
-		}
-		prev = id
-		var found bool
-		if ordered {
-			for i < len(listed) && listed[i] < id {
-				i++
-			}
-			found = i < len(listed) && listed[i] == id
-		} else {
-			_, found = slices.BinarySearch(listed, id)
-		}
-		if !found {
+		if _, found := slices.BinarySearch(listed, id); !found {
 			gone = append(gone, id)
 		}
 		return nil
@@ -226,8 +194,6 @@ func unlisted(listed []string, each func(fn func(id string) error) error) ([]str
 	if err != nil {
 		return nil, err
 	}
-	if !ordered {
-		slices.Sort(gone)
-	}
+	slices.Sort(gone)
 	return slices.Compact(gone), nil
 }
